@@ -1,0 +1,385 @@
+/*
+ * Message framing, reply parsing and the blocking client used by
+ * pam_cloudapp.so and cloudappctl.  See protocol.h for the message format.
+ */
+
+#include "config.h"
+
+#include "protocol.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+void cloudapp_msgbuf_init(struct cloudapp_msgbuf *buf)
+{
+	memset(buf, 0, sizeof(*buf));
+}
+
+void cloudapp_msgbuf_free(struct cloudapp_msgbuf *buf)
+{
+	if (buf->data) {
+		cloudapp_wipe(buf->data, buf->cap);
+		free(buf->data);
+	}
+	cloudapp_msgbuf_init(buf);
+}
+
+/* Returns the length of the first message (up to its NUL), or -1. */
+static ssize_t msgbuf_message_end(const struct cloudapp_msgbuf *buf)
+{
+	const char *nul;
+
+	if (buf->len == 0)
+		return -1;
+	nul = memchr(buf->data, '\0', buf->len);
+	return nul ? nul - buf->data : -1;
+}
+
+int cloudapp_msgbuf_feed(struct cloudapp_msgbuf *buf, const void *bytes,
+			 size_t n)
+{
+	size_t need;
+
+	/* A peer that sends more than one message's worth without a NUL is
+	 * misbehaving; stop growing the buffer there. */
+	if (msgbuf_message_end(buf) < 0 && buf->len > CLOUDAPP_MESSAGE_MAX)
+		return -EMSGSIZE;
+
+	need = buf->len + n;
+	if (need > buf->cap) {
+		size_t cap = buf->cap ? buf->cap : 4096;
+		char *data;
+
+		while (cap < need)
+			cap *= 2;
+		/* Allocate fresh and wipe the old copy: realloc would leave
+		 * a ticket behind in freed memory. */
+		data = malloc(cap);
+		if (!data)
+			return -ENOMEM;
+		if (buf->data) {
+			memcpy(data, buf->data, buf->len);
+			cloudapp_wipe(buf->data, buf->cap);
+			free(buf->data);
+		}
+		buf->data = data;
+		buf->cap = cap;
+	}
+
+	memcpy(buf->data + buf->len, bytes, n);
+	buf->len += n;
+	return 0;
+}
+
+/* Removes the first n bytes of the buffer. */
+static void msgbuf_consume(struct cloudapp_msgbuf *buf, size_t n)
+{
+	memmove(buf->data, buf->data + n, buf->len - n);
+	cloudapp_wipe(buf->data + buf->len - n, n);
+	buf->len -= n;
+}
+
+int cloudapp_msgbuf_next(struct cloudapp_msgbuf *buf,
+			 json_object **ret_message)
+{
+	json_tokener *tokener;
+	json_object *message;
+	ssize_t end;
+	int r = 0;
+
+	*ret_message = NULL;
+	end = msgbuf_message_end(buf);
+	if (end < 0)
+		return buf->len > CLOUDAPP_MESSAGE_MAX ? -EMSGSIZE : 0;
+	if ((size_t)end > CLOUDAPP_MESSAGE_MAX) {
+		msgbuf_consume(buf, (size_t)end + 1);
+		return -EMSGSIZE;
+	}
+
+	tokener = json_tokener_new_ex(CLOUDAPP_MESSAGE_DEPTH_MAX);
+	if (!tokener)
+		return -ENOMEM;
+	json_tokener_set_flags(tokener, JSON_TOKENER_STRICT |
+						JSON_TOKENER_VALIDATE_UTF8);
+	message = json_tokener_parse_ex(tokener, buf->data, (int)end);
+	if (!message || json_tokener_get_error(tokener) != json_tokener_success ||
+	    json_tokener_get_parse_end(tokener) != (size_t)end ||
+	    !json_object_is_type(message, json_type_object)) {
+		json_object_put(message);
+		r = -EBADMSG;
+	} else {
+		*ret_message = message;
+		r = 1;
+	}
+	json_tokener_free(tokener);
+	msgbuf_consume(buf, (size_t)end + 1);
+	return r;
+}
+
+char *cloudapp_message_serialize(json_object *message, size_t *ret_len)
+{
+	const char *text;
+	size_t len;
+	char *wire;
+
+	text = json_object_to_json_string_length(
+		message, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		&len);
+	if (!text)
+		return NULL;
+	wire = malloc(len + 1);
+	if (!wire)
+		return NULL;
+	memcpy(wire, text, len);
+	wire[len] = '\0';
+	*ret_len = len + 1;
+	return wire;
+}
+
+json_object *cloudapp_call_new(const char *method, json_object *parameters,
+			       bool more)
+{
+	json_object *call = json_object_new_object();
+
+	if (!call) {
+		json_object_put(parameters);
+		return NULL;
+	}
+	json_object_object_add(call, "method", json_object_new_string(method));
+	json_object_object_add(call, "parameters",
+			       parameters ? parameters : json_object_new_object());
+	if (more)
+		json_object_object_add(call, "more",
+				       json_object_new_boolean(true));
+	return call;
+}
+
+int cloudapp_reply_parse(json_object *reply, const char **ret_error,
+			 json_object **ret_parameters, bool *ret_continues)
+{
+	json_object *error = NULL, *parameters = NULL, *continues = NULL;
+
+	if (!json_object_is_type(reply, json_type_object))
+		return -EBADMSG;
+	if (json_object_object_get_ex(reply, "error", &error) &&
+	    !json_object_is_type(error, json_type_string))
+		return -EBADMSG;
+	if (!json_object_object_get_ex(reply, "parameters", &parameters) ||
+	    !json_object_is_type(parameters, json_type_object))
+		return -EBADMSG;
+	if (json_object_object_get_ex(reply, "continues", &continues) &&
+	    !json_object_is_type(continues, json_type_boolean))
+		return -EBADMSG;
+
+	*ret_error = error ? json_object_get_string(error) : NULL;
+	*ret_parameters = parameters;
+	*ret_continues = continues && json_object_get_boolean(continues);
+	return 0;
+}
+
+const char *cloudapp_json_string(json_object *object, const char *key)
+{
+	json_object *value;
+
+	if (!object || !json_object_object_get_ex(object, key, &value) ||
+	    !json_object_is_type(value, json_type_string))
+		return NULL;
+	return json_object_get_string(value);
+}
+
+bool cloudapp_user_name_valid(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strlen(name);
+	if (len == 0 || len > CLOUDAPP_USER_NAME_MAX)
+		return false;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f || *p == '/')
+			return false;
+	}
+	return true;
+}
+
+uint64_t cloudapp_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Returns the milliseconds left before the deadline for poll(), -1 for
+ * none, or 0 when it has passed. */
+static int client_poll_timeout(const struct cloudapp_client *client)
+{
+	uint64_t now;
+
+	if (client->deadline_usec == 0)
+		return -1;
+	now = cloudapp_now_usec();
+	if (now >= client->deadline_usec)
+		return 0;
+	return (int)((client->deadline_usec - now + 999) / 1000);
+}
+
+/* Waits until fd is ready for events; returns 0 or -ETIMEDOUT. */
+static int client_wait(struct cloudapp_client *client, short events)
+{
+	struct pollfd pfd = { .fd = client->fd, .events = events };
+
+	for (;;) {
+		int timeout = client_poll_timeout(client);
+		int n;
+
+		if (timeout == 0)
+			return -ETIMEDOUT;
+		n = poll(&pfd, 1, timeout);
+		if (n > 0)
+			return 0;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
+			    int timeout_ms)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	socklen_t len = sizeof(addr);
+	int error = 0;
+	int r;
+
+	client->fd = -1;
+	cloudapp_msgbuf_init(&client->buf);
+	client->deadline_usec =
+		timeout_ms > 0 ? cloudapp_now_usec() +
+					 (uint64_t)timeout_ms * 1000u : 0;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(addr.sun_path, path);
+
+	client->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    0);
+	if (client->fd < 0)
+		return -errno;
+
+	if (connect(client->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		if (errno != EINPROGRESS && errno != EAGAIN) {
+			r = -errno;
+			goto fail;
+		}
+		r = client_wait(client, POLLOUT);
+		if (r < 0)
+			goto fail;
+		len = sizeof(error);
+		if (getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error,
+			       &len) < 0 || error != 0) {
+			r = error ? -error : -errno;
+			goto fail;
+		}
+	}
+	return 0;
+
+fail:
+	cloudapp_client_close(client);
+	return r;
+}
+
+int cloudapp_client_send(struct cloudapp_client *client, const char *method,
+			 json_object *parameters, bool more)
+{
+	json_object *call;
+	char *wire;
+	size_t len, sent = 0;
+	int r = 0;
+
+	call = cloudapp_call_new(method, parameters, more);
+	if (!call)
+		return -ENOMEM;
+	wire = cloudapp_message_serialize(call, &len);
+	json_object_put(call);
+	if (!wire)
+		return -ENOMEM;
+
+	while (sent < len) {
+		ssize_t n = send(client->fd, wire + sent, len - sent,
+				 MSG_NOSIGNAL);
+
+		if (n >= 0) {
+			sent += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			r = errno == EPIPE ? -ECONNRESET : -errno;
+			break;
+		}
+		r = client_wait(client, POLLOUT);
+		if (r < 0)
+			break;
+	}
+	cloudapp_wipe(wire, len);
+	free(wire);
+	return r;
+}
+
+int cloudapp_client_receive(struct cloudapp_client *client,
+			    json_object **ret_reply)
+{
+	char chunk[4096];
+	int r;
+
+	for (;;) {
+		ssize_t n;
+
+		r = cloudapp_msgbuf_next(&client->buf, ret_reply);
+		if (r != 0)
+			break;
+
+		r = client_wait(client, POLLIN);
+		if (r < 0)
+			break;
+		n = recv(client->fd, chunk, sizeof(chunk), 0);
+		if (n == 0) {
+			r = -ECONNRESET;
+			break;
+		}
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			r = -errno;
+			break;
+		}
+		r = cloudapp_msgbuf_feed(&client->buf, chunk, (size_t)n);
+		cloudapp_wipe(chunk, (size_t)n);
+		if (r < 0)
+			break;
+	}
+	return r < 0 ? r : 0;
+}
+
+void cloudapp_client_close(struct cloudapp_client *client)
+{
+	if (client->fd >= 0)
+		close(client->fd);
+	client->fd = -1;
+	cloudapp_msgbuf_free(&client->buf);
+}

@@ -1,0 +1,307 @@
+/*
+ * GetConnectionTicket requests and responses.  Every parameter travels in
+ * an application/x-www-form-urlencoded body, as the official SDKs send it;
+ * the query string stays empty and the body's SHA-256 is signed.
+ */
+
+#include "config.h"
+
+#include "api.h"
+
+#include <errno.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "encode.h"
+#include "sign.h"
+#include "util.h"
+
+/* 128 random bits in hex, NUL included. */
+#define API_NONCE_SIZE 33
+
+static int api_nonce(char nonce[API_NONCE_SIZE])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char bytes[16];
+
+	if (RAND_bytes(bytes, sizeof(bytes)) != 1)
+		return -EIO;
+	for (size_t i = 0; i < sizeof(bytes); i++) {
+		nonce[2 * i] = hex[bytes[i] >> 4];
+		nonce[2 * i + 1] = hex[bytes[i] & 0x0f];
+	}
+	nonce[API_NONCE_SIZE - 1] = '\0';
+	return 0;
+}
+
+/* Collects the call's parameters; values are borrowed from call. */
+static size_t api_call_params(const struct api_ticket_call *call,
+			      struct encode_param *params)
+{
+	size_t n = 0;
+
+	params[n++] = (struct encode_param){ "EndUserId",
+					     (char *)call->end_user_id };
+	params[n++] = (struct encode_param){ "ProductType",
+					     (char *)call->product_type };
+	if (call->app_id)
+		params[n++] = (struct encode_param){ "AppId",
+						     (char *)call->app_id };
+	if (call->task_id)
+		params[n++] = (struct encode_param){ "TaskId",
+						     (char *)call->task_id };
+	return n;
+}
+
+static int api_add_header(struct api_request *request, size_t *n,
+			  const char *name, const char *value)
+{
+	if (asprintf(&request->headers[*n], "%s: %s", name, value) < 0) {
+		request->headers[*n] = NULL;
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+int api_request_build(const char *endpoint, const char *endpoint_host,
+		      const struct api_credentials *credentials,
+		      const struct api_ticket_call *call, time_t now,
+		      struct api_request *ret_request)
+{
+	struct encode_param params[4];
+	struct sign_header headers[8];
+	char date[32], nonce[API_NONCE_SIZE], hash[SIGN_HEX_SIZE];
+	char *authorization;
+	size_t n_params, n_headers = 0, n = 0;
+	struct tm tm;
+	int r;
+
+	memset(ret_request, 0, sizeof(*ret_request));
+	r = api_nonce(nonce);
+	if (r < 0)
+		return r;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+	n_params = api_call_params(call, params);
+	ret_request->body = encode_form(params, n_params);
+	if (!ret_request->body)
+		return -ENOMEM;
+	ret_request->body_len = strlen(ret_request->body);
+	if (asprintf(&ret_request->url, "%s/", endpoint) < 0) {
+		ret_request->url = NULL;
+		api_request_clear(ret_request);
+		return -ENOMEM;
+	}
+	sign_sha256_hex(ret_request->body, ret_request->body_len, hash);
+
+	headers[n_headers++] = (struct sign_header){ "host", endpoint_host };
+	headers[n_headers++] =
+		(struct sign_header){ "content-type", API_CONTENT_TYPE };
+	headers[n_headers++] = (struct sign_header){ "x-acs-action",
+						     API_ACTION };
+	headers[n_headers++] = (struct sign_header){ "x-acs-version",
+						     API_VERSION };
+	headers[n_headers++] = (struct sign_header){ "x-acs-date", date };
+	headers[n_headers++] = (struct sign_header){ "x-acs-signature-nonce",
+						     nonce };
+	headers[n_headers++] = (struct sign_header){ "x-acs-content-sha256",
+						     hash };
+	if (credentials->security_token)
+		headers[n_headers++] = (struct sign_header){
+			"x-acs-security-token", credentials->security_token
+		};
+
+	authorization = sign_authorization("POST", "/", "", headers, n_headers,
+					   hash, credentials->access_key_id,
+					   credentials->access_key_secret);
+	if (!authorization) {
+		api_request_clear(ret_request);
+		return -ENOMEM;
+	}
+
+	/* curl sends Host itself from the URL, with the same value. */
+	r = 0;
+	for (size_t i = 1; i < n_headers && r == 0; i++)
+		r = api_add_header(ret_request, &n, headers[i].name,
+				   headers[i].value);
+	if (r == 0)
+		r = api_add_header(ret_request, &n, "Authorization",
+				   authorization);
+	if (r == 0)
+		r = api_add_header(ret_request, &n, "Accept",
+				   "application/json");
+	/* Keep curl from sending "Expect: 100-continue" on larger bodies. */
+	if (r == 0)
+		r = api_add_header(ret_request, &n, "Expect", "");
+	free(authorization);
+	if (r < 0)
+		api_request_clear(ret_request);
+	return r;
+}
+
+void api_request_clear(struct api_request *request)
+{
+	free(request->url);
+	free(request->body);
+	for (size_t i = 0; i < sizeof(request->headers) /
+				       sizeof(request->headers[0]);
+	     i++)
+		free(request->headers[i]);
+	memset(request, 0, sizeof(*request));
+}
+
+/* Copies a string member; a missing or non-string member gives NULL. */
+static int api_copy_string(json_object *object, const char *key, char **ret)
+{
+	json_object *value;
+
+	*ret = NULL;
+	if (!json_object_object_get_ex(object, key, &value) ||
+	    !json_object_is_type(value, json_type_string))
+		return 0;
+	*ret = strdup(json_object_get_string(value));
+	return *ret ? 0 : -ENOMEM;
+}
+
+static int api_copy_fields(json_object *body, struct api_result *result)
+{
+	struct {
+		const char *key;
+		char **field;
+	} fields[] = {
+		{ "RequestId", &result->request_id },
+		{ "Code", &result->code },
+		{ "Message", &result->message },
+		{ "TaskId", &result->task_id },
+		{ "TaskStatus", &result->task_status },
+		{ "Ticket", &result->ticket },
+		{ "AppInstanceGroupId", &result->app_instance_group_id },
+		{ "AppInstanceId", &result->app_instance_id },
+		{ "AppInstancePersistentId",
+		  &result->app_instance_persistent_id },
+		{ "OsType", &result->os_type },
+		{ "BizRegionId", &result->biz_region_id },
+		{ "AvatarId", &result->avatar_id },
+	};
+	json_object *tenant;
+	int r;
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		r = api_copy_string(body, fields[i].key, fields[i].field);
+		if (r < 0)
+			return r;
+	}
+	if (json_object_object_get_ex(body, "TenantId", &tenant) &&
+	    json_object_is_type(tenant, json_type_int)) {
+		result->tenant_id = json_object_get_int64(tenant);
+		result->has_tenant_id = true;
+	}
+	return 0;
+}
+
+/* Parses body as a JSON object, or returns NULL. */
+static json_object *api_parse_json(const char *body, size_t body_len)
+{
+	json_tokener *tokener;
+	json_object *object;
+
+	if (body_len == 0 || body_len > INT32_MAX)
+		return NULL;
+	tokener = json_tokener_new_ex(API_JSON_DEPTH_MAX);
+	if (!tokener)
+		return NULL;
+	json_tokener_set_flags(tokener, JSON_TOKENER_VALIDATE_UTF8);
+	object = json_tokener_parse_ex(tokener, body, (int)body_len);
+	if (object && (json_tokener_get_error(tokener) != json_tokener_success ||
+		       !json_object_is_type(object, json_type_object))) {
+		json_object_put(object);
+		object = NULL;
+	}
+	json_tokener_free(tokener);
+	return object;
+}
+
+static int api_error_without_body(long http_status, struct api_result *result)
+{
+	if (asprintf(&result->code, "HTTP%ld", http_status) < 0)
+		result->code = NULL;
+	if (asprintf(&result->message,
+		     "HTTP status %ld without an API error body", http_status) <
+	    0)
+		result->message = NULL;
+	return result->code && result->message ? 1 : -ENOMEM;
+}
+
+int api_result_parse(long http_status, const char *body, size_t body_len,
+		     struct api_result *ret_result, char **ret_error)
+{
+	json_object *object;
+	int r;
+
+	memset(ret_result, 0, sizeof(*ret_result));
+	*ret_error = NULL;
+	ret_result->http_status = http_status;
+
+	object = api_parse_json(body, body_len);
+	if (http_status < 200 || http_status >= 300) {
+		if (object)
+			r = api_copy_fields(object, ret_result);
+		else
+			r = 0;
+		json_object_put(object);
+		if (r < 0)
+			return r;
+		if (!ret_result->code) {
+			free(ret_result->message);
+			ret_result->message = NULL;
+			return api_error_without_body(http_status, ret_result);
+		}
+		if (!ret_result->message)
+			ret_result->message = strdup("");
+		return ret_result->message ? 1 : -ENOMEM;
+	}
+
+	if (!object) {
+		if (asprintf(ret_error,
+			     "HTTP status %ld with a body that is not a JSON "
+			     "object (%zu bytes)",
+			     http_status, body_len) < 0)
+			*ret_error = NULL;
+		return -EBADMSG;
+	}
+	r = api_copy_fields(object, ret_result);
+	/* json-c keeps its own copy of the ticket; wipe it before freeing. */
+	{
+		json_object *ticket;
+
+		if (json_object_object_get_ex(object, "Ticket", &ticket) &&
+		    json_object_is_type(ticket, json_type_string))
+			cloudapp_wipe((char *)json_object_get_string(ticket),
+				      (size_t)json_object_get_string_len(ticket));
+	}
+	json_object_put(object);
+	return r;
+}
+
+void api_result_clear(struct api_result *result)
+{
+	free(result->request_id);
+	free(result->code);
+	free(result->message);
+	free(result->task_id);
+	free(result->task_status);
+	cloudapp_free_secret(result->ticket);
+	free(result->app_instance_group_id);
+	free(result->app_instance_id);
+	free(result->app_instance_persistent_id);
+	free(result->os_type);
+	free(result->biz_region_id);
+	free(result->avatar_id);
+	memset(result, 0, sizeof(*result));
+}

@@ -1,0 +1,504 @@
+/*
+ * Loads /etc/cloudapp/cloudapp.conf with libconfig and checks every
+ * setting, so that a running daemon never meets a bad value.  Each error
+ * names the file, the line and the setting.
+ */
+
+#include "config.h"
+
+#include "conf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libconfig.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mapping.h"
+#include "util.h"
+
+/* The settings the daemon knows; anything else is a likely typo. */
+static const char *const config_known_settings[] = {
+	"access_key_id",   "access_key_secret_file", "app_id",
+	"ca_file",	   "client_command",	     "end_user_id",
+	"endpoint",	   "pickup_timeout",	     "poll_interval",
+	"product_type",	   "request_timeout",	     "ticket_timeout",
+};
+
+static int config_error(char **ret_error, const char *file, int line,
+			const char *setting, const char *format, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int config_error(char **ret_error, const char *file, int line,
+			const char *setting, const char *format, ...)
+{
+	char detail[1024];
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(detail, sizeof(detail), format, ap);
+	va_end(ap);
+
+	if (asprintf(ret_error, "%s:%d: setting %s: %s", file, line, setting,
+		     detail) < 0)
+		*ret_error = NULL;
+	return -EINVAL;
+}
+
+/* Returns the setting's line, or 0 when it is missing. */
+static int setting_line(const config_t *cfg, const char *name)
+{
+	config_setting_t *s = config_lookup(cfg, name);
+
+	return s ? (int)config_setting_source_line(s) : 0;
+}
+
+/*
+ * Copies the string setting name into *ret.  A missing optional setting
+ * leaves *ret NULL; a missing required one is an error.
+ */
+static int config_get_string(const config_t *cfg, const char *path,
+			     const char *name, bool required, char **ret,
+			     char **ret_error)
+{
+	config_setting_t *s = config_lookup(cfg, name);
+	const char *value;
+
+	*ret = NULL;
+	if (!s) {
+		if (!required)
+			return 0;
+		return config_error(ret_error, path, 0, name,
+				    "missing; add %s = \"...\";", name);
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "must be a string in double quotes");
+	value = config_setting_get_string(s);
+	if (!*value)
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "must not be empty");
+	if (strlen(value) > CONFIG_STRING_MAX)
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "longer than %d bytes", CONFIG_STRING_MAX);
+	if (!cloudapp_utf8_valid(value, strlen(value)))
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "not valid UTF-8");
+	*ret = strdup(value);
+	return *ret ? 0 : -ENOMEM;
+}
+
+/* Reads a duration in seconds (integer or float) into milliseconds. */
+static int config_get_seconds(const config_t *cfg, const char *path,
+			      const char *name, int64_t min_ms, int64_t max_ms,
+			      int64_t *ret_ms, char **ret_error)
+{
+	config_setting_t *s = config_lookup(cfg, name);
+	double seconds;
+
+	if (!s)
+		return 0;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+		seconds = config_setting_get_int(s);
+		break;
+	case CONFIG_TYPE_INT64:
+		seconds = (double)config_setting_get_int64(s);
+		break;
+	case CONFIG_TYPE_FLOAT:
+		seconds = config_setting_get_float(s);
+		break;
+	default:
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "must be a number of seconds");
+	}
+	if (!(seconds * 1000 >= (double)min_ms &&
+	      seconds * 1000 <= (double)max_ms))
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "%g seconds is out of range; use %g to %g",
+				    seconds, min_ms / 1000.0, max_ms / 1000.0);
+	*ret_ms = (int64_t)(seconds * 1000 + 0.5);
+	return 0;
+}
+
+/* Checks "https://host[:port]" and stores the host part for signing. */
+static int config_check_endpoint(struct daemon_config *config,
+				 const config_t *cfg, char **ret_error)
+{
+	const char *prefix = "https://";
+	int line = setting_line(cfg, "endpoint");
+	const char *host, *p;
+	size_t len;
+
+	len = strlen(config->endpoint);
+	while (len > 0 && config->endpoint[len - 1] == '/')
+		config->endpoint[--len] = '\0';
+	if (strncmp(config->endpoint, prefix, strlen(prefix)) != 0)
+		return config_error(ret_error, config->path, line, "endpoint",
+				    "\"%s\" is not an https:// URL; use "
+				    "\"https://host[:port]\"",
+				    config->endpoint);
+	host = config->endpoint + strlen(prefix);
+	if (!*host)
+		return config_error(ret_error, config->path, line, "endpoint",
+				    "\"%s\" has no host", config->endpoint);
+	for (p = host; *p; p++) {
+		if (!(*p == '.' || *p == '-' || *p == ':' || *p == '[' ||
+		      *p == ']' || (*p >= '0' && *p <= '9') ||
+		      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+			return config_error(
+				ret_error, config->path, line, "endpoint",
+				"\"%s\" may contain only a host and a port, "
+				"no path, query or user; use "
+				"\"https://host[:port]\"",
+				config->endpoint);
+	}
+	config->endpoint_host = strdup(host);
+	return config->endpoint_host ? 0 : -ENOMEM;
+}
+
+int config_read_secret_file(const char *path, char **ret_secret,
+			    char **ret_error)
+{
+	char buf[CONFIG_STRING_MAX + 2];
+	struct stat st;
+	ssize_t n;
+	int fd, r;
+
+	*ret_secret = NULL;
+	*ret_error = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		if (asprintf(ret_error, "cannot open %s: %s", path,
+			     strerror(errno)) < 0)
+			*ret_error = NULL;
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		if (asprintf(ret_error, "%s is not a regular file", path) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		close(fd);
+		if (asprintf(ret_error,
+			     "%s is accessible by group or others (mode %04o); "
+			     "run chmod 0600 %s",
+			     path, (unsigned)(st.st_mode & 07777), path) < 0)
+			*ret_error = NULL;
+		return -EPERM;
+	}
+
+	n = read(fd, buf, sizeof(buf) - 1);
+	r = n < 0 ? -errno : 0;
+	close(fd);
+	if (n < 0 || n > CONFIG_STRING_MAX) {
+		cloudapp_wipe(buf, sizeof(buf));
+		if (asprintf(ret_error, "%s: %s", path,
+			     n < 0 ? strerror(-r) : "secret is too long") < 0)
+			*ret_error = NULL;
+		return n < 0 ? r : -EINVAL;
+	}
+	buf[n] = '\0';
+	if (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '\r')
+		buf[--n] = '\0';
+	if (n == 0 || memchr(buf, '\n', (size_t)n) || strlen(buf) != (size_t)n) {
+		cloudapp_wipe(buf, sizeof(buf));
+		if (asprintf(ret_error,
+			     "%s must hold the secret on one line and nothing "
+			     "else",
+			     path) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	*ret_secret = strdup(buf);
+	cloudapp_wipe(buf, sizeof(buf));
+	return *ret_secret ? 0 : -ENOMEM;
+}
+
+static int config_check_unknown(const config_t *cfg, const char *path,
+				char **ret_error)
+{
+	config_setting_t *root = config_root_setting(cfg);
+
+	for (int i = 0; i < config_setting_length(root); i++) {
+		config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(s);
+		bool known = false;
+
+		for (size_t k = 0; k < sizeof(config_known_settings) /
+					       sizeof(config_known_settings[0]);
+		     k++)
+			known = known ||
+				strcmp(name, config_known_settings[k]) == 0;
+		if (!known)
+			return config_error(ret_error, path,
+					    config_setting_source_line(s), name,
+					    "unknown setting; see "
+					    "cloudapp.conf(5)");
+	}
+	return 0;
+}
+
+static int config_get_command(struct daemon_config *config,
+			      const config_t *cfg, char **ret_error)
+{
+	config_setting_t *s = config_lookup(cfg, "client_command");
+	int n;
+
+	if (!s)
+		return 0;
+	n = config_setting_length(s);
+	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
+	    config_setting_type(s) != CONFIG_TYPE_ARRAY)
+		return config_error(ret_error, config->path,
+				    config_setting_source_line(s),
+				    "client_command",
+				    "must be a list of strings, e.g. "
+				    "[\"/usr/bin/client\", \"%%{ticket_file}\"]");
+	if (n == 0)
+		return config_error(ret_error, config->path,
+				    config_setting_source_line(s),
+				    "client_command", "must not be empty");
+	config->client_command = calloc((size_t)n + 1, sizeof(char *));
+	if (!config->client_command)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+		const char *value;
+
+		if (config_setting_type(item) != CONFIG_TYPE_STRING)
+			return config_error(ret_error, config->path,
+					    config_setting_source_line(s),
+					    "client_command",
+					    "item %d is not a string", i + 1);
+		value = config_setting_get_string(item);
+		if (!cloudapp_utf8_valid(value, strlen(value)))
+			return config_error(ret_error, config->path,
+					    config_setting_source_line(s),
+					    "client_command",
+					    "item %d is not valid UTF-8", i + 1);
+		config->client_command[i] = strdup(value);
+		if (!config->client_command[i])
+			return -ENOMEM;
+	}
+	if (config->client_command[0][0] != '/')
+		return config_error(ret_error, config->path,
+				    config_setting_source_line(s),
+				    "client_command",
+				    "the program \"%s\" must be an absolute path",
+				    config->client_command[0]);
+	return 0;
+}
+
+static int config_get_strings(struct daemon_config *config,
+			      const config_t *cfg, char **ret_error)
+{
+	const char *path = config->path;
+	int r;
+
+	r = config_get_string(cfg, path, "endpoint", true, &config->endpoint,
+			      ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "ca_file", false,
+				      &config->ca_file, ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "access_key_id", true,
+				      &config->access_key_id, ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "access_key_secret_file",
+				      true, &config->access_key_secret_file,
+				      ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "product_type", false,
+				      &config->product_type, ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "app_id", true,
+				      &config->app_id, ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "end_user_id", false,
+				      &config->end_user_id, ret_error);
+	return r;
+}
+
+static int config_get_durations(struct daemon_config *config,
+				const config_t *cfg, char **ret_error)
+{
+	const char *path = config->path;
+	int r;
+
+	config->poll_interval_ms = CONFIG_POLL_INTERVAL_DEFAULT_MS;
+	config->ticket_timeout_ms = CONFIG_TICKET_TIMEOUT_DEFAULT_MS;
+	config->request_timeout_ms = CONFIG_REQUEST_TIMEOUT_DEFAULT_MS;
+	config->pickup_timeout_ms = CONFIG_PICKUP_TIMEOUT_DEFAULT_MS;
+
+	r = config_get_seconds(cfg, path, "poll_interval",
+			       CONFIG_POLL_INTERVAL_MIN_MS,
+			       CONFIG_POLL_INTERVAL_MAX_MS,
+			       &config->poll_interval_ms, ret_error);
+	if (r == 0)
+		r = config_get_seconds(cfg, path, "ticket_timeout", 1000,
+				       CONFIG_TICKET_TIMEOUT_MAX_MS,
+				       &config->ticket_timeout_ms, ret_error);
+	if (r == 0)
+		r = config_get_seconds(cfg, path, "request_timeout", 1000,
+				       CONFIG_REQUEST_TIMEOUT_MAX_MS,
+				       &config->request_timeout_ms, ret_error);
+	if (r == 0)
+		r = config_get_seconds(cfg, path, "pickup_timeout", 1000,
+				       CONFIG_PICKUP_TIMEOUT_MAX_MS,
+				       &config->pickup_timeout_ms, ret_error);
+	return r;
+}
+
+/* Checks values that need more than a type: names, files, templates. */
+static int config_check_values(struct daemon_config *config,
+			       const config_t *cfg, char **ret_error)
+{
+	char *detail = NULL;
+	int r;
+
+	r = config_check_endpoint(config, cfg, ret_error);
+	if (r < 0)
+		return r;
+
+	if (!config->product_type)
+		config->product_type = strdup("CloudApp");
+	if (!config->product_type)
+		return -ENOMEM;
+	if (strcmp(config->product_type, "CloudApp") != 0 &&
+	    strcmp(config->product_type, "AndroidCloud") != 0)
+		return config_error(ret_error, config->path,
+				    setting_line(cfg, "product_type"),
+				    "product_type",
+				    "\"%s\" is not valid; use \"CloudApp\" or "
+				    "\"AndroidCloud\"",
+				    config->product_type);
+
+	if (!config->end_user_id)
+		config->end_user_id = strdup("%u");
+	if (!config->end_user_id)
+		return -ENOMEM;
+	r = mapping_check_template(config->end_user_id, &detail);
+	if (r < 0) {
+		config_error(ret_error, config->path,
+			     setting_line(cfg, "end_user_id"), "end_user_id",
+			     "%s", detail ? detail : "invalid template");
+		free(detail);
+		return r;
+	}
+
+	if (config->ca_file && access(config->ca_file, R_OK) < 0)
+		return config_error(ret_error, config->path,
+				    setting_line(cfg, "ca_file"), "ca_file",
+				    "cannot read %s: %s", config->ca_file,
+				    strerror(errno));
+
+	r = config_read_secret_file(config->access_key_secret_file,
+				    &config->access_key_secret, &detail);
+	if (r < 0) {
+		config_error(ret_error, config->path,
+			     setting_line(cfg, "access_key_secret_file"),
+			     "access_key_secret_file", "%s",
+			     detail ? detail : strerror(-r));
+		free(detail);
+		return r;
+	}
+	return 0;
+}
+
+int config_load(const char *path, struct daemon_config **ret_config,
+		char **ret_error)
+{
+	struct daemon_config *config;
+	config_t cfg;
+	int r;
+
+	*ret_config = NULL;
+	*ret_error = NULL;
+	config = calloc(1, sizeof(*config));
+	if (!config)
+		return -ENOMEM;
+	config->path = strdup(path);
+	if (!config->path) {
+		free(config);
+		return -ENOMEM;
+	}
+
+	config_init(&cfg);
+	if (!config_read_file(&cfg, path)) {
+		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
+			if (asprintf(ret_error, "%s: cannot read: %s", path,
+				     strerror(errno)) < 0)
+				*ret_error = NULL;
+			r = -EIO;
+		} else {
+			if (asprintf(ret_error, "%s:%d: syntax error: %s",
+				     config_error_file(&cfg) ?
+					     config_error_file(&cfg) : path,
+				     config_error_line(&cfg),
+				     config_error_text(&cfg)) < 0)
+				*ret_error = NULL;
+			r = -EINVAL;
+		}
+		goto out;
+	}
+
+	r = config_check_unknown(&cfg, path, ret_error);
+	if (r == 0)
+		r = config_get_strings(config, &cfg, ret_error);
+	if (r == 0)
+		r = config_get_durations(config, &cfg, ret_error);
+	if (r == 0)
+		r = config_get_command(config, &cfg, ret_error);
+	if (r == 0)
+		r = config_check_values(config, &cfg, ret_error);
+
+out:
+	config_destroy(&cfg);
+	if (r < 0) {
+		if (!*ret_error && r == -ENOMEM)
+			*ret_error = strdup("out of memory");
+		config_free(config);
+		return r;
+	}
+	*ret_config = config;
+	return 0;
+}
+
+void config_free(struct daemon_config *config)
+{
+	if (!config)
+		return;
+	free(config->path);
+	free(config->endpoint);
+	free(config->endpoint_host);
+	free(config->ca_file);
+	free(config->access_key_id);
+	free(config->access_key_secret_file);
+	cloudapp_free_secret(config->access_key_secret);
+	free(config->product_type);
+	free(config->app_id);
+	free(config->end_user_id);
+	if (config->client_command) {
+		for (char **p = config->client_command; *p; p++)
+			free(*p);
+		free(config->client_command);
+	}
+	free(config);
+}

@@ -1,0 +1,62 @@
+/*
+ * The daemon's configuration file (libconfig syntax), validated as a whole
+ * before the daemon starts.
+ */
+
+#ifndef CLOUDAPP_CONF_H
+#define CLOUDAPP_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Defaults and bounds, in milliseconds. */
+#define CONFIG_POLL_INTERVAL_DEFAULT_MS 1000
+#define CONFIG_POLL_INTERVAL_MIN_MS 100
+#define CONFIG_POLL_INTERVAL_MAX_MS 60000
+#define CONFIG_TICKET_TIMEOUT_DEFAULT_MS 120000
+#define CONFIG_TICKET_TIMEOUT_MAX_MS 3600000
+#define CONFIG_REQUEST_TIMEOUT_DEFAULT_MS 10000
+#define CONFIG_REQUEST_TIMEOUT_MAX_MS 120000
+#define CONFIG_PICKUP_TIMEOUT_DEFAULT_MS 60000
+#define CONFIG_PICKUP_TIMEOUT_MAX_MS 3600000
+
+/* Longest accepted string setting and secret, in bytes. */
+#define CONFIG_STRING_MAX 4096
+
+struct daemon_config {
+	char *path;
+	char *endpoint;	     /* "https://host[:port]", no trailing slash */
+	char *endpoint_host; /* "host[:port]", the signed host header */
+	char *ca_file;	     /* NULL: the system store only */
+	char *access_key_id;
+	char *access_key_secret_file;
+	char *access_key_secret; /* wiped on free */
+	char *product_type;
+	char *app_id;
+	char *end_user_id; /* the template */
+	int64_t poll_interval_ms;
+	int64_t ticket_timeout_ms;
+	int64_t request_timeout_ms;
+	int64_t pickup_timeout_ms;
+	char **client_command; /* NULL-terminated, or NULL */
+};
+
+/*
+ * Reads and validates the configuration at path.  On failure returns a
+ * negative errno and a malloc'd message in *ret_error of the form
+ * "FILE:LINE: setting NAME: problem".
+ */
+int config_load(const char *path, struct daemon_config **ret_config,
+		char **ret_error);
+
+void config_free(struct daemon_config *config);
+
+/*
+ * Reads a secret from a file that only its owner may read: a regular file,
+ * no group or other permission bits, at most CONFIG_STRING_MAX bytes, one
+ * trailing newline dropped.  On failure *ret_error says why.
+ */
+int config_read_secret_file(const char *path, char **ret_secret,
+			    char **ret_error);
+
+#endif

@@ -1,0 +1,391 @@
+/*
+ * libcurl's multi interface driven by sd-event.  curl tells us through the
+ * socket callback which descriptors to watch and through the timer callback
+ * when to wake it; sd-event io and time sources do both, and completed
+ * transfers are collected after each curl_multi_socket_action().
+ */
+
+#include "config.h"
+
+#include "http.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "log.h"
+#include "util.h"
+
+#define HTTP_CONNECT_TIMEOUT_MS 5000
+#define HTTP_USER_AGENT PACKAGE_NAME "/" PACKAGE_VERSION
+
+struct http_client {
+	sd_event *event;
+	CURLM *multi;
+	sd_event_source *timer;
+	struct http_transfer *transfers; /* every transfer in flight */
+};
+
+struct http_transfer {
+	struct http_client *client;
+	struct http_transfer *next, *prev;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	size_t body_len;
+	char *ca_file;
+	char *response_body;
+	size_t response_len, response_cap;
+	bool too_large;
+	char *date;
+	http_done_fn done;
+	void *userdata;
+	char error[CURL_ERROR_SIZE];
+};
+
+static void transfer_free(struct http_transfer *t)
+{
+	struct http_client *client = t->client;
+
+	if (t->prev)
+		t->prev->next = t->next;
+	else if (client->transfers == t)
+		client->transfers = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+
+	if (t->easy) {
+		curl_multi_remove_handle(client->multi, t->easy);
+		curl_easy_cleanup(t->easy);
+	}
+	curl_slist_free_all(t->headers);
+	free(t->body);
+	free(t->ca_file);
+	/* The response holds a ticket once a task has finished. */
+	cloudapp_wipe(t->response_body, t->response_cap);
+	free(t->response_body);
+	free(t->date);
+	free(t);
+}
+
+static void http_collect_done(struct http_client *client)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(client->multi, &left))) {
+		struct http_transfer *t = NULL;
+		struct http_response response = { 0 };
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+		if (!t)
+			continue;
+
+		response.curl_code = t->too_large ? CURLE_FILESIZE_EXCEEDED :
+						    (int)msg->data.result;
+		response.error = t->too_large ? "response body too large" :
+				 t->error[0]  ? t->error :
+						curl_easy_strerror(msg->data.result);
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE,
+				  &response.status);
+		response.body = t->response_body ? t->response_body : "";
+		response.body_len = t->response_len;
+		response.date = t->date;
+		t->done(&response, t->userdata);
+		transfer_free(t);
+	}
+}
+
+static int http_on_io(sd_event_source *s, int fd, uint32_t revents,
+		      void *userdata)
+{
+	struct http_client *client = userdata;
+	int action = 0, running = 0;
+
+	if (revents & (EPOLLIN | EPOLLPRI | EPOLLHUP))
+		action |= CURL_CSELECT_IN;
+	if (revents & EPOLLOUT)
+		action |= CURL_CSELECT_OUT;
+	if (revents & EPOLLERR)
+		action |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(client->multi, fd, action, &running);
+	http_collect_done(client);
+	return 0;
+}
+
+static int http_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct http_client *client = userdata;
+	int running = 0;
+
+	curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0,
+				 &running);
+	http_collect_done(client);
+	return 0;
+}
+
+/* curl's socket callback: watch, change or forget a descriptor. */
+static int http_socket_cb(CURL *easy, curl_socket_t fd, int what,
+			  void *userdata, void *socketp)
+{
+	struct http_client *client = userdata;
+	sd_event_source *source = socketp;
+	uint32_t events = 0;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (source) {
+			sd_event_source_disable_unref(source);
+			curl_multi_assign(client->multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		events |= EPOLLOUT;
+
+	if (source) {
+		sd_event_source_set_io_events(source, events);
+		return 0;
+	}
+	if (sd_event_add_io(client->event, &source, fd, events, http_on_io,
+			    client) < 0)
+		return -1;
+	curl_multi_assign(client->multi, fd, source);
+	return 0;
+}
+
+/* curl's timer callback: -1 removes the timer, otherwise it fires once. */
+static int http_timer_cb(CURLM *multi, long timeout_ms, void *userdata)
+{
+	struct http_client *client = userdata;
+	uint64_t now;
+
+	if (timeout_ms < 0)
+		return sd_event_source_set_enabled(client->timer,
+						   SD_EVENT_OFF) < 0 ? -1 : 0;
+	sd_event_now(client->event, CLOCK_MONOTONIC, &now);
+	if (sd_event_source_set_time(client->timer,
+				     now + (uint64_t)timeout_ms * 1000u) < 0)
+		return -1;
+	return sd_event_source_set_enabled(client->timer, SD_EVENT_ONESHOT) <
+			       0 ?
+		       -1 :
+		       0;
+}
+
+int http_client_new(sd_event *event, struct http_client **ret_client)
+{
+	struct http_client *client;
+	int r;
+
+	client = calloc(1, sizeof(*client));
+	if (!client)
+		return -ENOMEM;
+	client->event = sd_event_ref(event);
+	client->multi = curl_multi_init();
+	if (!client->multi) {
+		http_client_free(client);
+		return -ENOMEM;
+	}
+	r = sd_event_add_time(event, &client->timer, CLOCK_MONOTONIC,
+			      UINT64_MAX, 0, http_on_timer, client);
+	if (r < 0) {
+		http_client_free(client);
+		return r;
+	}
+	sd_event_source_set_enabled(client->timer, SD_EVENT_OFF);
+
+	curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION,
+			  http_socket_cb);
+	curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
+	curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
+	curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
+	*ret_client = client;
+	return 0;
+}
+
+void http_client_free(struct http_client *client)
+{
+	if (!client)
+		return;
+	while (client->transfers)
+		transfer_free(client->transfers);
+	if (client->multi)
+		curl_multi_cleanup(client->multi);
+	sd_event_source_disable_unref(client->timer);
+	sd_event_unref(client->event);
+	free(client);
+}
+
+static size_t http_write_cb(char *data, size_t size, size_t n, void *userdata)
+{
+	struct http_transfer *t = userdata;
+	size_t len = size * n;
+	char *grown;
+
+	if (t->response_len + len > HTTP_BODY_MAX) {
+		t->too_large = true;
+		return 0;
+	}
+	if (t->response_len + len + 1 > t->response_cap) {
+		size_t cap = t->response_cap ? t->response_cap * 2 : 4096;
+
+		while (cap < t->response_len + len + 1)
+			cap *= 2;
+		grown = malloc(cap);
+		if (!grown)
+			return 0;
+		if (t->response_body) {
+			memcpy(grown, t->response_body, t->response_len);
+			cloudapp_wipe(t->response_body, t->response_cap);
+			free(t->response_body);
+		}
+		t->response_body = grown;
+		t->response_cap = cap;
+	}
+	memcpy(t->response_body + t->response_len, data, len);
+	t->response_len += len;
+	t->response_body[t->response_len] = '\0';
+	return len;
+}
+
+static size_t http_header_cb(char *data, size_t size, size_t n,
+			     void *userdata)
+{
+	struct http_transfer *t = userdata;
+	size_t len = size * n;
+
+	if (len > 5 && strncasecmp(data, "date:", 5) == 0) {
+		const char *value = data + 5;
+		size_t value_len = len - 5;
+
+		while (value_len && (*value == ' ' || *value == '\t')) {
+			value++;
+			value_len--;
+		}
+		while (value_len && (value[value_len - 1] == '\r' ||
+				     value[value_len - 1] == '\n'))
+			value_len--;
+		free(t->date);
+		t->date = strndup(value, value_len);
+	}
+	return len;
+}
+
+/* Adds the configured CA bundle to the store curl already loaded, so it
+ * extends the system's trust instead of replacing it. */
+static CURLcode http_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
+{
+	struct http_transfer *t = userdata;
+	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
+
+	if (!t->ca_file)
+		return CURLE_OK;
+	if (X509_STORE_load_locations(store, t->ca_file, NULL) != 1)
+		return CURLE_SSL_CACERT_BADFILE;
+	return CURLE_OK;
+}
+
+static int transfer_setup(struct http_transfer *t,
+			  const struct http_request *request)
+{
+	CURL *e = t->easy;
+
+	for (const char *const *h = request->headers; h && *h; h++) {
+		struct curl_slist *list = curl_slist_append(t->headers, *h);
+
+		if (!list)
+			return -ENOMEM;
+		t->headers = list;
+	}
+	t->body = malloc(request->body_len + 1);
+	if (!t->body)
+		return -ENOMEM;
+	memcpy(t->body, request->body, request->body_len);
+	t->body[request->body_len] = '\0';
+	t->body_len = request->body_len;
+	if (request->ca_file && !(t->ca_file = strdup(request->ca_file)))
+		return -ENOMEM;
+
+	curl_easy_setopt(e, CURLOPT_URL, request->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+#else
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
+#endif
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+			 (curl_off_t)t->body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, http_ssl_ctx_cb);
+	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, t);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 request->timeout_ms < HTTP_CONNECT_TIMEOUT_MS ?
+				 request->timeout_ms :
+				 HTTP_CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	return 0;
+}
+
+int http_client_post(struct http_client *client,
+		     const struct http_request *request, http_done_fn done,
+		     void *userdata, struct http_transfer **ret_transfer)
+{
+	struct http_transfer *t;
+	int r;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->client = client;
+	t->done = done;
+	t->userdata = userdata;
+	t->next = client->transfers;
+	if (t->next)
+		t->next->prev = t;
+	client->transfers = t;
+
+	t->easy = curl_easy_init();
+	if (!t->easy) {
+		transfer_free(t);
+		return -ENOMEM;
+	}
+	r = transfer_setup(t, request);
+	if (r < 0) {
+		transfer_free(t);
+		return r;
+	}
+	if (curl_multi_add_handle(client->multi, t->easy) != CURLM_OK) {
+		transfer_free(t);
+		return -EIO;
+	}
+	if (ret_transfer)
+		*ret_transfer = t;
+	return 0;
+}
+
+void http_transfer_cancel(struct http_transfer *transfer)
+{
+	if (transfer)
+		transfer_free(transfer);
+}

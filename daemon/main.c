@@ -1,0 +1,295 @@
+/*
+ * cloudapp-ticketd: fetches Alibaba Cloud App Streaming connection tickets
+ * for local users and serves them over a Unix socket.  The listening socket
+ * comes from systemd socket activation or from --listen; everything runs
+ * in one sd-event loop.
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "log.h"
+#include "server.h"
+#include "task.h"
+
+/* Backlog of the socket made by --listen. */
+#define MAIN_LISTEN_BACKLOG 128
+
+struct daemon {
+	sd_event *event;
+	struct daemon_config *config;
+	struct task_registry *registry;
+	struct server *server;
+	unsigned last_total, last_running;
+};
+
+struct options {
+	const char *config_path;
+	const char *listen_path;
+	bool debug;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: cloudapp-ticketd [OPTION]...\n"
+		"Fetch App Streaming connection tickets for local users.\n"
+		"\n"
+		"  -c, --config FILE   read FILE instead of %s\n"
+		"  -l, --listen PATH   listen on PATH instead of a socket "
+		"from systemd\n"
+		"  -d, --debug         log debug messages\n"
+		"  -h, --help          show this help and exit\n"
+		"  -V, --version       show the version and exit\n",
+		CLOUDAPP_CONFIG_FILE);
+}
+
+/* Returns -1 to go on, or the exit status. */
+static int parse_options(int argc, char **argv, struct options *options)
+{
+	static const struct option long_options[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	options->config_path = CLOUDAPP_CONFIG_FILE;
+	while ((c = getopt_long(argc, argv, "c:dhl:V", long_options, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'c':
+			options->config_path = optarg;
+			break;
+		case 'd':
+			options->debug = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case 'l':
+			options->listen_path = optarg;
+			break;
+		case 'V':
+			printf("cloudapp-ticketd %s\n", PACKAGE_VERSION);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr);
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "cloudapp-ticketd: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return EXIT_FAILURE;
+	}
+	return -1;
+}
+
+/* Creates, binds and listens on a socket at path, replacing a stale one. */
+static int listen_on_path(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		log_error("socket path %s is too long (at most %zu bytes)",
+			  path, sizeof(addr.sun_path) - 1);
+		return -ENAMETOOLONG;
+	}
+	strcpy(addr.sun_path, path);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket; remove it or "
+				  "choose another --listen path",
+				  path);
+			return -EEXIST;
+		}
+		unlink(path);
+	}
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
+	    chmod(path, 0666) < 0 || listen(fd, MAIN_LISTEN_BACKLOG) < 0) {
+		int r = -errno;
+
+		log_error("cannot listen on %s: %s", path, strerror(-r));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Adds the sockets passed by systemd, or the one at --listen. */
+static int setup_listeners(struct daemon *d, const char *listen_path)
+{
+	int n, r;
+
+	if (listen_path) {
+		int fd = listen_on_path(listen_path);
+
+		if (fd < 0)
+			return fd;
+		return server_add_listener(d->server, fd);
+	}
+
+	n = sd_listen_fds(1);
+	if (n < 0) {
+		log_error("cannot read the sockets from systemd: %s",
+			  strerror(-n));
+		return n;
+	}
+	if (n == 0) {
+		log_error("no socket from systemd; start cloudapp-ticketd.socket "
+			  "or give --listen PATH");
+		return -EBADF;
+	}
+	for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
+		if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+			log_error("socket %d from systemd is not a listening "
+				  "Unix stream socket; check ListenStream= in "
+				  "cloudapp-ticketd.socket",
+				  fd);
+			return -EBADF;
+		}
+		r = server_add_listener(d->server, fd);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Keeps the STATUS= line that systemctl status shows up to date. */
+static void update_status(void *userdata)
+{
+	struct daemon *d = userdata;
+	unsigned total, running;
+
+	task_registry_count(d->registry, &total, &running);
+	if (total == d->last_total && running == d->last_running)
+		return;
+	d->last_total = total;
+	d->last_running = running;
+	sd_notifyf(0, "STATUS=Serving tickets; %u tasks running, %u results "
+		      "waiting for pickup",
+		   running, total - running);
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	uint64_t now = 0;
+
+	update_status(userdata);
+	sd_event_now(sd_event_source_get_event(s), CLOCK_MONOTONIC, &now);
+	sd_event_source_set_time(s, now + 1000000u);
+	sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	return 0;
+}
+
+static int setup_event_loop(struct daemon *d)
+{
+	sigset_t mask;
+	int r;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = sd_event_default(&d->event);
+	if (r < 0)
+		return r;
+	/* A NULL handler makes sd-event exit the loop on these signals. */
+	r = sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL);
+	if (r >= 0)
+		r = sd_event_add_signal(d->event, NULL, SIGINT, NULL, NULL);
+	if (r >= 0)
+		r = sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC,
+					       1000000u, 0, on_status_timer, d);
+	return r;
+}
+
+static void daemon_free(struct daemon *d)
+{
+	server_free(d->server);
+	task_registry_free(d->registry);
+	config_free(d->config);
+	sd_event_unref(d->event);
+}
+
+int main(int argc, char **argv)
+{
+	struct options options = { 0 };
+	struct daemon d = { 0 };
+	char *error = NULL;
+	int r;
+
+	r = parse_options(argc, argv, &options);
+	if (r >= 0)
+		return r;
+	log_setup(options.debug);
+
+	r = config_load(options.config_path, &d.config, &error);
+	if (r < 0) {
+		log_error("invalid configuration: %s",
+			  error ? error : strerror(-r));
+		free(error);
+		sd_notifyf(0, "STATUS=Invalid configuration in %s",
+			   options.config_path);
+		return EXIT_FAILURE;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("cannot initialize libcurl");
+		config_free(d.config);
+		return EXIT_FAILURE;
+	}
+
+	r = setup_event_loop(&d);
+	if (r >= 0)
+		r = task_registry_new(d.event, d.config, &d.registry);
+	if (r >= 0)
+		r = server_new(d.event, d.config, d.registry, &d.server);
+	if (r >= 0)
+		r = setup_listeners(&d, options.listen_path);
+	if (r < 0) {
+		log_error("cannot start: %s", strerror(-r));
+		daemon_free(&d);
+		curl_global_cleanup();
+		return EXIT_FAILURE;
+	}
+	server_set_changed_callback(d.server, update_status, &d);
+
+	log_info("serving tickets from %s for AppId %s", d.config->endpoint,
+		 d.config->app_id);
+	sd_notify(0, "READY=1\nSTATUS=Serving tickets; no tasks running");
+	r = sd_event_loop(d.event);
+	sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
+	log_info("stopping");
+
+	daemon_free(&d);
+	curl_global_cleanup();
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,761 @@
+/*
+ * The socket server.  Each connection handles one call at a time: a
+ * GetTicket call that waits for the cloud parks the connection on its
+ * task, and the next call is read only after the final reply.  A malformed
+ * or oversized message gets an InvalidMessage error and the connection is
+ * closed, without disturbing other clients.
+ */
+
+#include "config.h"
+
+#include "server.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mapping.h"
+#include "peer.h"
+#include "protocol.h"
+#include "util.h"
+
+struct listener {
+	struct listener *next;
+	int fd;
+	sd_event_source *source;
+};
+
+struct connection {
+	struct server *server;
+	struct connection *next, *prev;
+	int fd;
+	sd_event_source *source;
+	struct peer peer;
+	struct cloudapp_msgbuf input;
+	char *output;
+	size_t output_len, output_sent;
+	bool close_after_output;
+	/* A GetTicket call waiting for its task. */
+	struct task *task;
+	struct task_waiter *waiter;
+	bool more;
+	sd_event_source *resume; /* reads the next call after a parked one */
+};
+
+struct server {
+	sd_event *event;
+	const struct daemon_config *config;
+	struct task_registry *registry;
+	struct listener *listeners;
+	struct connection *connections;
+	unsigned n_connections;
+	void (*changed)(void *userdata);
+	void *changed_userdata;
+};
+
+static void connection_process(struct connection *c);
+
+static void connection_free(struct connection *c)
+{
+	struct server *server = c->server;
+
+	if (c->task && c->waiter)
+		task_remove_waiter(c->task, c->waiter);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		server->connections = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	server->n_connections--;
+
+	sd_event_source_disable_unref(c->source);
+	sd_event_source_disable_unref(c->resume);
+	close(c->fd);
+	peer_clear(&c->peer);
+	cloudapp_msgbuf_free(&c->input);
+	if (c->output) {
+		cloudapp_wipe(c->output, c->output_len);
+		free(c->output);
+	}
+	free(c);
+}
+
+static void connection_update_events(struct connection *c)
+{
+	uint32_t events = 0;
+
+	if (c->output_sent < c->output_len)
+		events |= EPOLLOUT;
+	else if (!c->close_after_output && !c->task)
+		events |= EPOLLIN;
+	sd_event_source_set_io_events(c->source, events);
+}
+
+/* Sends what it can of the queued output; returns false if c was freed. */
+static bool connection_flush(struct connection *c)
+{
+	while (c->output_sent < c->output_len) {
+		ssize_t n = send(c->fd, c->output + c->output_sent,
+				 c->output_len - c->output_sent,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			connection_free(c);
+			return false;
+		}
+		c->output_sent += (size_t)n;
+	}
+	if (c->output_sent == c->output_len) {
+		cloudapp_wipe(c->output, c->output_len);
+		free(c->output);
+		c->output = NULL;
+		c->output_len = c->output_sent = 0;
+		if (c->close_after_output) {
+			connection_free(c);
+			return false;
+		}
+	}
+	connection_update_events(c);
+	return true;
+}
+
+/* Queues a message; returns false if c was freed. */
+static bool connection_send(struct connection *c, json_object *message)
+{
+	size_t len;
+	char *wire = cloudapp_message_serialize(message, &len);
+	char *grown;
+
+	if (!wire || c->output_len - c->output_sent + len > SERVER_OUTPUT_MAX) {
+		log_warning("client uid %u does not read its replies, closing "
+			    "the connection",
+			    (unsigned)c->peer.uid);
+		free(wire);
+		connection_free(c);
+		return false;
+	}
+	grown = malloc(c->output_len + len);
+	if (!grown) {
+		free(wire);
+		connection_free(c);
+		return false;
+	}
+	if (c->output) {
+		memcpy(grown, c->output, c->output_len);
+		cloudapp_wipe(c->output, c->output_len);
+		free(c->output);
+	}
+	memcpy(grown + c->output_len, wire, len);
+	cloudapp_wipe(wire, len);
+	free(wire);
+	c->output = grown;
+	c->output_len += len;
+	return connection_flush(c);
+}
+
+static bool connection_reply(struct connection *c, json_object *parameters,
+			     bool continues)
+{
+	json_object *reply = json_object_new_object();
+	bool alive;
+
+	json_object_object_add(reply, "parameters", parameters);
+	if (continues)
+		json_object_object_add(reply, "continues",
+				       json_object_new_boolean(true));
+	alive = connection_send(c, reply);
+	json_object_put(reply);
+	return alive;
+}
+
+/* Sends an error reply whose parameters carry a "message". */
+static bool connection_error(struct connection *c, const char *name,
+			     json_object *parameters, const char *format, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static bool connection_error(struct connection *c, const char *name,
+			     json_object *parameters, const char *format, ...)
+{
+	json_object *reply = json_object_new_object();
+	char message[1024];
+	va_list ap;
+	bool alive;
+
+	va_start(ap, format);
+	vsnprintf(message, sizeof(message), format, ap);
+	va_end(ap);
+
+	if (!parameters)
+		parameters = json_object_new_object();
+	json_object_object_add(parameters, "message",
+			       json_object_new_string(message));
+	json_object_object_add(reply, "error", json_object_new_string(name));
+	json_object_object_add(reply, "parameters", parameters);
+	alive = connection_send(c, reply);
+	json_object_put(reply);
+	return alive;
+}
+
+static void json_add_string(json_object *object, const char *key,
+			    const char *value)
+{
+	if (value)
+		json_object_object_add(object, key,
+				       json_object_new_string(value));
+}
+
+static json_object *task_state_parameters(struct task *task)
+{
+	json_object *p = json_object_new_object();
+
+	json_add_string(p, "state", task_state_name(task_get_state(task)));
+	json_add_string(p, "user", task_get_user(task));
+	json_add_string(p, "end_user_id", task_get_end_user_id(task));
+	json_add_string(p, "task_id", task_get_task_id(task));
+	return p;
+}
+
+static json_object *task_error_parameters(const struct task_error *error,
+					  struct task *task)
+{
+	json_object *p = json_object_new_object();
+
+	json_add_string(p, "code", error->code);
+	json_add_string(p, "request_id", error->request_id);
+	json_add_string(p, "task_id", task_get_task_id(task));
+	if (error->http_status)
+		json_object_object_add(p, "http_status",
+				       json_object_new_int64(error->http_status));
+	return p;
+}
+
+/* Wipes json-c's copy of a string member before the object is freed. */
+static void json_wipe_string(json_object *object, const char *key)
+{
+	json_object *value;
+
+	if (json_object_object_get_ex(object, key, &value))
+		cloudapp_wipe((char *)json_object_get_string(value),
+			      (size_t)json_object_get_string_len(value));
+}
+
+static bool connection_send_ticket(struct connection *c, struct task *task)
+{
+	const struct api_result *r = task_get_result(task);
+	const struct daemon_config *config = c->server->config;
+	json_object *p = task_state_parameters(task);
+	json_object *reply;
+	bool alive;
+
+	json_add_string(p, "request_id", r->request_id);
+	json_add_string(p, "ticket", r->ticket);
+	json_add_string(p, "app_instance_group_id", r->app_instance_group_id);
+	json_add_string(p, "app_instance_id", r->app_instance_id);
+	json_add_string(p, "app_instance_persistent_id",
+			r->app_instance_persistent_id);
+	json_add_string(p, "os_type", r->os_type);
+	json_add_string(p, "biz_region_id", r->biz_region_id);
+	json_add_string(p, "avatar_id", r->avatar_id);
+	if (r->has_tenant_id)
+		json_object_object_add(p, "tenant_id",
+				       json_object_new_int64(r->tenant_id));
+	if (config->client_command) {
+		json_object *argv = json_object_new_array();
+
+		for (char **arg = config->client_command; *arg; arg++)
+			json_object_array_add(argv,
+					      json_object_new_string(*arg));
+		json_object_object_add(p, "client_command", argv);
+	}
+
+	reply = json_object_new_object();
+	json_object_object_add(reply, "parameters", json_object_get(p));
+	alive = connection_send(c, reply);
+	json_wipe_string(p, "ticket");
+	json_object_put(p);
+	json_object_put(reply);
+	return alive;
+}
+
+/*
+ * Sends the final reply for a finished task; returns false if c was
+ * freed.  The caller consumes the task afterwards.
+ */
+static bool connection_send_result(struct connection *c, struct task *task)
+{
+	const struct task_error *error;
+
+	if (task_get_state(task) == TASK_READY)
+		return connection_send_ticket(c, task);
+	error = task_get_error(task);
+	return connection_error(c, error->name,
+				task_error_parameters(error, task), "%s",
+				error->message ? error->message : error->name);
+}
+
+static int connection_on_resume(sd_event_source *s, void *userdata)
+{
+	struct connection *c = userdata;
+
+	sd_event_source_disable_unref(c->resume);
+	c->resume = NULL;
+	connection_process(c);
+	return 0;
+}
+
+/*
+ * Resumes reading calls once a parked call is done.  The next buffered call
+ * is handled from the event loop, not from inside the task's notification,
+ * because it may concern the same task.
+ */
+static void connection_resume(struct connection *c)
+{
+	c->task = NULL;
+	c->waiter = NULL;
+	connection_update_events(c);
+	if (c->input.len > 0 && !c->resume &&
+	    sd_event_add_defer(c->server->event, &c->resume,
+			       connection_on_resume, c) < 0)
+		connection_free(c);
+}
+
+static void connection_on_task(struct task *task, void *userdata)
+{
+	struct connection *c = userdata;
+	enum task_state state = task_get_state(task);
+	json_object *p;
+
+	if (state == TASK_READY || state == TASK_FAILED) {
+		/* The task removes this waiter and consumes itself. */
+		c->waiter = NULL;
+		if (connection_send_result(c, task))
+			connection_resume(c);
+		return;
+	}
+	if (!c->more)
+		return;
+	p = task_state_parameters(task);
+	json_object_object_add(p, "polls",
+			       json_object_new_int64(task_get_polls(task)));
+	json_object_object_add(
+		p, "elapsed_ms",
+		json_object_new_int64((int64_t)(task_get_age_usec(task) / 1000)));
+	connection_reply(c, p, true);
+}
+
+/*
+ * Checks the "user" parameter, the caller's right to it and the EndUserId
+ * mapping.  Returns a malloc'd EndUserId, or NULL after sending the error
+ * (c may then be freed: *ret_alive says).
+ */
+static char *connection_authorize(struct connection *c,
+				  json_object *parameters, const char **ret_user,
+				  bool *ret_alive)
+{
+	const char *user = cloudapp_json_string(parameters, "user");
+	struct log_ids ids = { .user = user };
+	char *error = NULL, *end_user_id = NULL;
+	int r;
+
+	*ret_alive = true;
+	*ret_user = user;
+	if (!cloudapp_user_name_valid(user)) {
+		*ret_alive = connection_error(
+			c, CLOUDAPP_ERROR_INVALID_PARAMETER,
+			json_object_new_object(),
+			"parameter \"user\" is missing or not a valid user name");
+		return NULL;
+	}
+	r = peer_authorize(&c->peer, user, &error);
+	if (r < 0) {
+		log_ids(LOG_WARNING, &ids, "rejected a request from uid %u: %s",
+			(unsigned)c->peer.uid, error ? error : "denied");
+		*ret_alive = connection_error(
+			c,
+			r == -ENOENT ? CLOUDAPP_ERROR_NO_SUCH_USER :
+				       CLOUDAPP_ERROR_PERMISSION_DENIED,
+			NULL, "%s", error ? error : "permission denied");
+		free(error);
+		return NULL;
+	}
+	r = mapping_end_user_id(c->server->config->end_user_id, user,
+				&end_user_id, &error);
+	if (r < 0) {
+		log_ids(LOG_WARNING, &ids, "%s", error ? error : "bad mapping");
+		*ret_alive = connection_error(c,
+					      CLOUDAPP_ERROR_INVALID_END_USER_ID,
+					      NULL, "%s",
+					      error ? error : "invalid EndUserId");
+		free(error);
+		return NULL;
+	}
+	return end_user_id;
+}
+
+static bool connection_start_ticket(struct connection *c,
+				    json_object *parameters)
+{
+	const char *user;
+	char *end_user_id;
+	struct task *task;
+	bool started, alive;
+	int r;
+
+	end_user_id = connection_authorize(c, parameters, &user, &alive);
+	if (!end_user_id)
+		return alive;
+	r = task_start(c->server->registry, user, end_user_id, &task,
+		       &started);
+	free(end_user_id);
+	if (r < 0)
+		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
+					"cannot start the ticket task: %s",
+					strerror(-r));
+	return connection_reply(c, task_state_parameters(task), false);
+}
+
+static bool connection_get_ticket(struct connection *c,
+				  json_object *parameters)
+{
+	const char *user;
+	char *end_user_id;
+	struct task *task;
+	bool started, alive;
+	int r;
+
+	end_user_id = connection_authorize(c, parameters, &user, &alive);
+	if (!end_user_id)
+		return alive;
+
+	/* A finished task found here was started earlier (at login); its
+	 * result, ticket or error, is handed out once. */
+	task = task_find(c->server->registry, user);
+	if (!task || strcmp(task_get_end_user_id(task), end_user_id) != 0) {
+		r = task_start(c->server->registry, user, end_user_id, &task,
+			       &started);
+		if (r < 0) {
+			free(end_user_id);
+			return connection_error(c, CLOUDAPP_ERROR_INTERNAL,
+						NULL,
+						"cannot start the ticket task: "
+						"%s",
+						strerror(-r));
+		}
+	}
+	free(end_user_id);
+
+	if (task_get_state(task) == TASK_READY ||
+	    task_get_state(task) == TASK_FAILED) {
+		alive = connection_send_result(c, task);
+		task_consume(task);
+		return alive;
+	}
+
+	c->waiter = task_add_waiter(task, connection_on_task, c);
+	if (!c->waiter)
+		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
+					"out of memory");
+	c->task = task;
+	if (c->more) {
+		json_object *p = task_state_parameters(task);
+
+		json_object_object_add(p, "polls",
+				       json_object_new_int64(task_get_polls(task)));
+		json_object_object_add(
+			p, "elapsed_ms",
+			json_object_new_int64(
+				(int64_t)(task_get_age_usec(task) / 1000)));
+		return connection_reply(c, p, true);
+	}
+	connection_update_events(c);
+	return true;
+}
+
+static bool connection_drop_ticket(struct connection *c,
+				   json_object *parameters)
+{
+	const char *user;
+	char *end_user_id;
+	struct task *task;
+	json_object *p;
+	bool alive;
+
+	end_user_id = connection_authorize(c, parameters, &user, &alive);
+	if (!end_user_id)
+		return alive;
+	free(end_user_id);
+
+	task = task_find(c->server->registry, user);
+	p = json_object_new_object();
+	json_object_object_add(p, "dropped", json_object_new_boolean(task != NULL));
+	if (task) {
+		struct log_ids ids = { .user = user,
+				       .task_id = task_get_task_id(task) };
+
+		log_ids(LOG_INFO, &ids, "ticket task dropped on request");
+		task_drop(task);
+	}
+	return connection_reply(c, p, false);
+}
+
+struct status_context {
+	const struct peer *peer;
+	json_object *tasks;
+};
+
+static void status_add_task(struct task *task, void *userdata)
+{
+	struct status_context *ctx = userdata;
+	json_object *t;
+
+	if (ctx->peer->uid != 0 &&
+	    (!ctx->peer->name || strcmp(ctx->peer->name, task_get_user(task))))
+		return;
+	t = task_state_parameters(task);
+	json_object_object_add(
+		t, "age_ms",
+		json_object_new_int64((int64_t)(task_get_age_usec(task) / 1000)));
+	json_object_array_add(ctx->tasks, t);
+}
+
+static bool connection_get_status(struct connection *c)
+{
+	const struct daemon_config *config = c->server->config;
+	json_object *p = json_object_new_object();
+	struct status_context ctx = { .peer = &c->peer,
+				      .tasks = json_object_new_array() };
+
+	json_add_string(p, "version", PACKAGE_VERSION);
+	json_add_string(p, "endpoint", config->endpoint);
+	json_add_string(p, "access_key_id", config->access_key_id);
+	json_add_string(p, "end_user_id_template", config->end_user_id);
+	task_registry_foreach(c->server->registry, status_add_task, &ctx);
+	json_object_object_add(p, "tasks", ctx.tasks);
+	return connection_reply(c, p, false);
+}
+
+/* Handles one call; returns false if c was freed. */
+static bool connection_dispatch(struct connection *c, json_object *call)
+{
+	const char *method = cloudapp_json_string(call, "method");
+	json_object *parameters = NULL, *more = NULL;
+
+	if (json_object_object_get_ex(call, "more", &more) &&
+	    !json_object_is_type(more, json_type_boolean))
+		more = NULL;
+	c->more = more && json_object_get_boolean(more);
+	if (!method ||
+	    (json_object_object_get_ex(call, "parameters", &parameters) &&
+	     !json_object_is_type(parameters, json_type_object))) {
+		c->close_after_output = true;
+		return connection_error(c, CLOUDAPP_ERROR_INVALID_MESSAGE, NULL,
+					"a call needs a string \"method\" and an "
+					"object \"parameters\"");
+	}
+
+	if (strcmp(method, CLOUDAPP_METHOD_START_TICKET) == 0)
+		return connection_start_ticket(c, parameters);
+	if (strcmp(method, CLOUDAPP_METHOD_GET_TICKET) == 0)
+		return connection_get_ticket(c, parameters);
+	if (strcmp(method, CLOUDAPP_METHOD_DROP_TICKET) == 0)
+		return connection_drop_ticket(c, parameters);
+	if (strcmp(method, CLOUDAPP_METHOD_GET_STATUS) == 0)
+		return connection_get_status(c);
+	return connection_error(c, CLOUDAPP_ERROR_METHOD_NOT_FOUND, NULL,
+				"unknown method; this daemon serves %s",
+				CLOUDAPP_INTERFACE);
+}
+
+/* Handles the buffered calls until one has to wait. */
+static void connection_process(struct connection *c)
+{
+	struct server *server = c->server;
+
+	while (!c->task && !c->close_after_output) {
+		json_object *call = NULL;
+		bool alive;
+		int r = cloudapp_msgbuf_next(&c->input, &call);
+
+		if (r == 0)
+			return;
+		if (r < 0) {
+			log_warning("closing the connection of uid %u: %s",
+				    (unsigned)c->peer.uid,
+				    r == -EMSGSIZE ? "message too long" :
+						     "malformed message");
+			c->close_after_output = true;
+			connection_error(c, CLOUDAPP_ERROR_INVALID_MESSAGE,
+					 NULL, "%s",
+					 r == -EMSGSIZE ?
+						 "message longer than the limit" :
+						 "message is not a valid JSON "
+						 "object");
+			return;
+		}
+		alive = connection_dispatch(c, call);
+		json_object_put(call);
+		if (server->changed)
+			server->changed(server->changed_userdata);
+		if (!alive)
+			return;
+	}
+}
+
+static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
+			    void *userdata)
+{
+	struct connection *c = userdata;
+	char chunk[4096];
+
+	if (revents & EPOLLOUT) {
+		if (!connection_flush(c))
+			return 0;
+	}
+	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+		return 0;
+	if (c->task || c->close_after_output) {
+		/* Not reading now; a hangup while waiting ends the wait. */
+		if (revents & (EPOLLHUP | EPOLLERR))
+			connection_free(c);
+		return 0;
+	}
+
+	for (;;) {
+		ssize_t n = recv(fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			connection_free(c);
+			return 0;
+		}
+		if (n < 0)
+			break;
+		if (cloudapp_msgbuf_feed(&c->input, chunk, (size_t)n) < 0) {
+			cloudapp_wipe(chunk, sizeof(chunk));
+			log_warning("closing the connection of uid %u: message "
+				    "too long",
+				    (unsigned)c->peer.uid);
+			c->close_after_output = true;
+			connection_error(c, CLOUDAPP_ERROR_INVALID_MESSAGE,
+					 NULL, "message longer than the limit");
+			return 0;
+		}
+		cloudapp_wipe(chunk, (size_t)n);
+		if ((size_t)n < sizeof(chunk))
+			break;
+	}
+	connection_process(c);
+	return 0;
+}
+
+static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
+			    void *userdata)
+{
+	struct server *server = userdata;
+	struct connection *c;
+	int cfd;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (cfd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			log_warning("accept failed: %s", strerror(errno));
+		return 0;
+	}
+	if (server->n_connections >= SERVER_CONNECTIONS_MAX) {
+		log_warning("%d connections open, closing a new one",
+			    SERVER_CONNECTIONS_MAX);
+		close(cfd);
+		return 0;
+	}
+
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return 0;
+	}
+	c->server = server;
+	c->fd = cfd;
+	cloudapp_msgbuf_init(&c->input);
+	c->next = server->connections;
+	if (c->next)
+		c->next->prev = c;
+	server->connections = c;
+	server->n_connections++;
+
+	if (peer_read(cfd, &c->peer) < 0 ||
+	    sd_event_add_io(server->event, &c->source, cfd, EPOLLIN,
+			    connection_on_io, c) < 0) {
+		log_warning("cannot set up a new connection, closing it");
+		connection_free(c);
+	}
+	return 0;
+}
+
+int server_new(sd_event *event, const struct daemon_config *config,
+	       struct task_registry *registry, struct server **ret_server)
+{
+	struct server *server = calloc(1, sizeof(*server));
+
+	if (!server)
+		return -ENOMEM;
+	server->event = sd_event_ref(event);
+	server->config = config;
+	server->registry = registry;
+	*ret_server = server;
+	return 0;
+}
+
+void server_free(struct server *server)
+{
+	if (!server)
+		return;
+	while (server->connections)
+		connection_free(server->connections);
+	while (server->listeners) {
+		struct listener *l = server->listeners;
+
+		server->listeners = l->next;
+		sd_event_source_disable_unref(l->source);
+		close(l->fd);
+		free(l);
+	}
+	sd_event_unref(server->event);
+	free(server);
+}
+
+int server_add_listener(struct server *server, int fd)
+{
+	struct listener *l = calloc(1, sizeof(*l));
+	int r;
+
+	if (!l)
+		return -ENOMEM;
+	l->fd = fd;
+	r = sd_event_add_io(server->event, &l->source, fd, EPOLLIN,
+			    server_on_accept, server);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	l->next = server->listeners;
+	server->listeners = l;
+	return 0;
+}
+
+void server_set_changed_callback(struct server *server,
+				 void (*changed)(void *userdata),
+				 void *userdata)
+{
+	server->changed = changed;
+	server->changed_userdata = userdata;
+}

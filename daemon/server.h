@@ -1,0 +1,36 @@
+/*
+ * The daemon's Unix socket server: accepts connections, reads NUL-framed
+ * JSON calls, checks the caller's peer credentials and answers from the
+ * ticket tasks.
+ */
+
+#ifndef CLOUDAPP_SERVER_H
+#define CLOUDAPP_SERVER_H
+
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "task.h"
+
+/* Most connections open at once; more are closed right after accept. */
+#define SERVER_CONNECTIONS_MAX 4096
+
+/* Most reply bytes queued for a client that does not read. */
+#define SERVER_OUTPUT_MAX (1024 * 1024)
+
+struct server;
+
+int server_new(sd_event *event, const struct daemon_config *config,
+	       struct task_registry *registry, struct server **ret_server);
+
+void server_free(struct server *server);
+
+/* Serves a listening socket; the server takes ownership of fd. */
+int server_add_listener(struct server *server, int fd);
+
+/* Calls changed(userdata) after each call handled, e.g. to update STATUS=. */
+void server_set_changed_callback(struct server *server,
+				 void (*changed)(void *userdata),
+				 void *userdata);
+
+#endif

@@ -1,0 +1,255 @@
+/*
+ * ACS3-HMAC-SHA256 signing:
+ *
+ *   CanonicalRequest = Method \n Path \n CanonicalQuery \n
+ *                      CanonicalHeaders \n SignedHeaders \n PayloadHash
+ *   StringToSign     = "ACS3-HMAC-SHA256" \n hex(SHA256(CanonicalRequest))
+ *   Signature        = hex(HMAC-SHA256(AccessKeySecret, StringToSign))
+ *
+ * CanonicalHeaders ends with its own newline, so an empty line separates it
+ * from SignedHeaders.
+ */
+
+#include "config.h"
+
+#include "sign.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "util.h"
+
+/* A header after filtering: lowercase name, trimmed value, both owned. */
+struct canonical_header {
+	char *name;
+	char *value;
+};
+
+static void hex_encode(const unsigned char *bytes, size_t len, char *out)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = hex[bytes[i] >> 4];
+		out[2 * i + 1] = hex[bytes[i] & 0x0f];
+	}
+	out[2 * len] = '\0';
+}
+
+void sign_sha256_hex(const void *data, size_t len, char hex[SIGN_HEX_SIZE])
+{
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+
+	SHA256(data, len, digest);
+	hex_encode(digest, sizeof(digest), hex);
+}
+
+static bool header_is_signed(const char *lower_name)
+{
+	return strcmp(lower_name, "host") == 0 ||
+	       strcmp(lower_name, "content-type") == 0 ||
+	       strncmp(lower_name, "x-acs-", 6) == 0;
+}
+
+static char *lowercase_dup(const char *s)
+{
+	char *out = strdup(s);
+
+	for (char *p = out; p && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return out;
+}
+
+static char *trim_dup(const char *s)
+{
+	size_t len;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	len = strlen(s);
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	return strndup(s, len);
+}
+
+static int compare_headers(const void *a, const void *b)
+{
+	const struct canonical_header *x = a, *y = b;
+	int r = strcmp(x->name, y->name);
+
+	return r ? r : strcmp(x->value, y->value);
+}
+
+static void free_headers(struct canonical_header *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].name);
+		free(list[i].value);
+	}
+	free(list);
+}
+
+/* Filters, lowercases, trims and sorts the headers to sign. */
+static struct canonical_header *
+canonical_headers_new(const struct sign_header *headers, size_t n_headers,
+		      size_t *ret_n)
+{
+	struct canonical_header *list;
+	size_t n = 0;
+
+	list = calloc(n_headers ? n_headers : 1, sizeof(*list));
+	if (!list)
+		return NULL;
+	for (size_t i = 0; i < n_headers; i++) {
+		char *name = lowercase_dup(headers[i].name);
+
+		if (!name)
+			goto fail;
+		if (!header_is_signed(name)) {
+			free(name);
+			continue;
+		}
+		list[n].name = name;
+		list[n].value = trim_dup(headers[i].value);
+		if (!list[n++].value)
+			goto fail;
+	}
+	qsort(list, n, sizeof(*list), compare_headers);
+	*ret_n = n;
+	return list;
+
+fail:
+	free_headers(list, n);
+	return NULL;
+}
+
+/* A growing string; on allocation failure it turns NULL and stays so. */
+struct strbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static void strbuf_append(struct strbuf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!b->s && b->cap)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		char *grown;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		grown = realloc(b->s, cap);
+		if (!grown) {
+			free(b->s);
+			b->s = NULL;
+			b->cap = 1;
+			return;
+		}
+		b->s = grown;
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, s, n + 1);
+	b->len += n;
+}
+
+char *sign_canonical_request(const char *method, const char *path,
+			     const char *canonical_query,
+			     const struct sign_header *headers,
+			     size_t n_headers, const char *payload_hash,
+			     char **ret_signed_headers)
+{
+	struct strbuf request = { 0 }, names = { 0 };
+	struct canonical_header *list;
+	size_t n = 0;
+
+	list = canonical_headers_new(headers, n_headers, &n);
+	if (!list)
+		return NULL;
+
+	strbuf_append(&request, method);
+	strbuf_append(&request, "\n");
+	strbuf_append(&request, path && *path ? path : "/");
+	strbuf_append(&request, "\n");
+	strbuf_append(&request, canonical_query ? canonical_query : "");
+	strbuf_append(&request, "\n");
+	for (size_t i = 0; i < n; i++) {
+		bool same_as_next = i + 1 < n &&
+				    strcmp(list[i].name, list[i + 1].name) == 0;
+		bool same_as_previous = i > 0 && strcmp(list[i].name,
+							list[i - 1].name) == 0;
+
+		if (!same_as_previous) {
+			strbuf_append(&request, list[i].name);
+			strbuf_append(&request, ":");
+			if (names.len)
+				strbuf_append(&names, ";");
+			strbuf_append(&names, list[i].name);
+		}
+		strbuf_append(&request, list[i].value);
+		strbuf_append(&request, same_as_next ? "," : "\n");
+	}
+	strbuf_append(&request, "\n");
+	strbuf_append(&names, "");
+	strbuf_append(&request, names.s ? names.s : "");
+	strbuf_append(&request, "\n");
+	strbuf_append(&request, payload_hash);
+	free_headers(list, n);
+
+	if (!request.s || !names.s) {
+		free(request.s);
+		free(names.s);
+		return NULL;
+	}
+	*ret_signed_headers = names.s;
+	return request.s;
+}
+
+char *sign_authorization(const char *method, const char *path,
+			 const char *canonical_query,
+			 const struct sign_header *headers, size_t n_headers,
+			 const char *payload_hash, const char *access_key_id,
+			 const char *access_key_secret)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	char request_hash[SIGN_HEX_SIZE], signature[SIGN_HEX_SIZE];
+	char string_to_sign[sizeof(SIGN_ALGORITHM) + SIGN_HEX_SIZE];
+	char *request, *signed_headers = NULL, *authorization = NULL;
+	int len;
+
+	request = sign_canonical_request(method, path, canonical_query,
+					 headers, n_headers, payload_hash,
+					 &signed_headers);
+	if (!request)
+		return NULL;
+	sign_sha256_hex(request, strlen(request), request_hash);
+	free(request);
+
+	snprintf(string_to_sign, sizeof(string_to_sign), "%s\n%s",
+		 SIGN_ALGORITHM, request_hash);
+	if (!HMAC(EVP_sha256(), access_key_secret,
+		  (int)strlen(access_key_secret),
+		  (const unsigned char *)string_to_sign, strlen(string_to_sign),
+		  mac, &mac_len)) {
+		free(signed_headers);
+		return NULL;
+	}
+	hex_encode(mac, mac_len, signature);
+	cloudapp_wipe(mac, sizeof(mac));
+
+	len = asprintf(&authorization,
+		       "%s Credential=%s,SignedHeaders=%s,Signature=%s",
+		       SIGN_ALGORITHM, access_key_id, signed_headers, signature);
+	free(signed_headers);
+	return len < 0 ? NULL : authorization;
+}

@@ -1,0 +1,97 @@
+/*
+ * Ticket tasks: one per Linux user, from the first GetConnectionTicket call
+ * through the polls to a ticket kept in memory until its pickup, or to an
+ * error.
+ */
+
+#ifndef CLOUDAPP_TASK_H
+#define CLOUDAPP_TASK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "api.h"
+#include "conf.h"
+
+enum task_state {
+	TASK_STARTING, /* the first call is in flight */
+	TASK_RUNNING,  /* the cloud task runs; polling */
+	TASK_READY,    /* the ticket waits for pickup */
+	TASK_FAILED,   /* the error waits for pickup */
+};
+
+/* Why a task failed, as the wire protocol reports it. */
+struct task_error {
+	const char *name; /* a CLOUDAPP_ERROR_* constant */
+	char *message;
+	char *code;	  /* the API's Code, or NULL */
+	char *request_id; /* the API's RequestId, or NULL */
+	long http_status;
+};
+
+struct task;
+struct task_registry;
+struct task_waiter;
+
+/*
+ * Called when a task's state changes or a poll completes.  When the state
+ * is TASK_READY or TASK_FAILED the call is the last one: the waiter is
+ * removed and the task may be freed right after, so the callee copies what
+ * it needs and forgets the task.
+ */
+typedef void (*task_notify_fn)(struct task *task, void *userdata);
+
+int task_registry_new(sd_event *event, const struct daemon_config *config,
+		      struct task_registry **ret_registry);
+
+void task_registry_free(struct task_registry *registry);
+
+/* Returns the number of tasks in memory, and of them those still running. */
+void task_registry_count(const struct task_registry *registry,
+			 unsigned *ret_total, unsigned *ret_running);
+
+/* Calls fn for each task, oldest first. */
+void task_registry_foreach(struct task_registry *registry,
+			   void (*fn)(struct task *task, void *userdata),
+			   void *userdata);
+
+struct task *task_find(struct task_registry *registry, const char *user);
+
+/*
+ * Returns the user's task, starting one when there is none or the previous
+ * one failed.  *ret_started tells whether a new task began.
+ */
+int task_start(struct task_registry *registry, const char *user,
+	       const char *end_user_id, struct task **ret_task,
+	       bool *ret_started);
+
+/* Frees a task and wipes its ticket; waiters are not notified. */
+void task_drop(struct task *task);
+
+/*
+ * Removes a finished task after its result was handed out.  Call it once a
+ * TASK_READY or TASK_FAILED task's result has been copied.
+ */
+void task_consume(struct task *task);
+
+struct task_waiter *task_add_waiter(struct task *task, task_notify_fn notify,
+				    void *userdata);
+
+void task_remove_waiter(struct task *task, struct task_waiter *waiter);
+
+enum task_state task_get_state(const struct task *task);
+const char *task_state_name(enum task_state state);
+const char *task_get_user(const struct task *task);
+const char *task_get_end_user_id(const struct task *task);
+const char *task_get_task_id(const struct task *task); /* may be NULL */
+unsigned task_get_polls(const struct task *task);
+uint64_t task_get_age_usec(const struct task *task);
+
+/* The last successful response (ticket and fields) of a TASK_READY task. */
+const struct api_result *task_get_result(const struct task *task);
+
+/* The error of a TASK_FAILED task. */
+const struct task_error *task_get_error(const struct task *task);
+
+#endif

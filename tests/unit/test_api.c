@@ -1,0 +1,150 @@
+/*
+ * GetConnectionTicket response parsing and request building tests.
+ */
+
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api.h"
+
+static int parse(long status, const char *body, struct api_result *result)
+{
+	char *error = NULL;
+	int r = api_result_parse(status, body, strlen(body), result, &error);
+
+	free(error);
+	return r;
+}
+
+static void finished_response(void **state)
+{
+	struct api_result r;
+
+	assert_int_equal(
+		parse(200,
+		      "{\"RequestId\":\"R1\",\"TaskId\":\"T1\",\"TaskStatus\":"
+		      "\"Finished\",\"Ticket\":\"dGlja2V0\",\"AppInstanceId\":"
+		      "\"ai-1\",\"OsType\":\"Windows\",\"TenantId\":"
+		      "1234567890123456789}",
+		      &r),
+		0);
+	assert_string_equal(r.request_id, "R1");
+	assert_string_equal(r.task_id, "T1");
+	assert_string_equal(r.task_status, "Finished");
+	assert_string_equal(r.ticket, "dGlja2V0");
+	assert_string_equal(r.app_instance_id, "ai-1");
+	assert_true(r.has_tenant_id);
+	assert_true(r.tenant_id == 1234567890123456789LL);
+	assert_null(r.code);
+	api_result_clear(&r);
+}
+
+static void api_error_response(void **state)
+{
+	struct api_result r;
+
+	assert_int_equal(parse(400,
+			       "{\"RequestId\":\"R2\",\"Code\":"
+			       "\"SignatureDoesNotMatch\",\"Message\":\"no\"}",
+			       &r),
+			 1);
+	assert_string_equal(r.code, "SignatureDoesNotMatch");
+	assert_string_equal(r.message, "no");
+	assert_string_equal(r.request_id, "R2");
+	assert_int_equal(r.http_status, 400);
+	api_result_clear(&r);
+}
+
+static void error_without_json(void **state)
+{
+	struct api_result r;
+
+	assert_int_equal(parse(502, "<html>bad gateway</html>", &r), 1);
+	assert_string_equal(r.code, "HTTP502");
+	api_result_clear(&r);
+	assert_int_equal(parse(503, "", &r), 1);
+	assert_string_equal(r.code, "HTTP503");
+	api_result_clear(&r);
+}
+
+static void bad_success_bodies(void **state)
+{
+	static const char *const bodies[] = {
+		"", "[]", "\"x\"", "{\"TaskId\":", "{\"a\":\"\xff\"}",
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]"
+		"]]]]]]]]]]]]]]]]]]]]]",
+	};
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		struct api_result r;
+
+		assert_int_equal(parse(200, bodies[i], &r), -EBADMSG);
+		api_result_clear(&r);
+	}
+}
+
+static void wrong_member_types(void **state)
+{
+	struct api_result r;
+
+	assert_int_equal(parse(200,
+			       "{\"TaskId\":5,\"TaskStatus\":[1],\"TenantId\":"
+			       "\"x\"}",
+			       &r),
+			 0);
+	assert_null(r.task_id);
+	assert_null(r.task_status);
+	assert_false(r.has_tenant_id);
+	api_result_clear(&r);
+}
+
+static void request_signed_and_formed(void **state)
+{
+	struct api_credentials credentials = { "id", "secret", NULL };
+	struct api_ticket_call call = { "CloudApp", "alice", "ca-1", NULL };
+	struct api_request request;
+	bool has_authorization = false, has_nonce = false;
+
+	assert_int_equal(api_request_build("https://127.0.0.1:8443",
+					   "127.0.0.1:8443", &credentials,
+					   &call, 1700000000, &request),
+			 0);
+	assert_string_equal(request.url, "https://127.0.0.1:8443/");
+	assert_string_equal(request.body,
+			    "AppId=ca-1&EndUserId=alice&ProductType=CloudApp");
+	for (char **h = request.headers; *h; h++) {
+		if (strncmp(*h, "Authorization: ACS3-HMAC-SHA256 Credential=id,",
+			    46) == 0)
+			has_authorization = true;
+		if (strncmp(*h, "x-acs-signature-nonce: ", 23) == 0 &&
+		    strlen(*h) == 23 + 32)
+			has_nonce = true;
+		assert_null(strstr(*h, "secret"));
+	}
+	assert_true(has_authorization);
+	assert_true(has_nonce);
+	api_request_clear(&request);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(finished_response),
+		cmocka_unit_test(api_error_response),
+		cmocka_unit_test(error_without_json),
+		cmocka_unit_test(bad_success_bodies),
+		cmocka_unit_test(wrong_member_types),
+		cmocka_unit_test(request_signed_and_formed),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
