@@ -504,7 +504,7 @@ static bool connection_drop_ticket(struct connection *c,
 				       .task_id = task_get_task_id(task) };
 
 		log_ids(LOG_INFO, &ids, "ticket task dropped on request");
-		task_drop(task);
+		task_cancel(task, "the ticket task was dropped on request");
 	}
 	return connection_reply(c, p, false);
 }
@@ -537,9 +537,12 @@ static bool connection_get_status(struct connection *c)
 				      .tasks = json_object_new_array() };
 
 	json_add_string(p, "version", PACKAGE_VERSION);
-	json_add_string(p, "endpoint", config->endpoint);
-	json_add_string(p, "access_key_id", config->access_key_id);
-	json_add_string(p, "end_user_id_template", config->end_user_id);
+	/* Account details are for the administrator only. */
+	if (c->peer.uid == 0) {
+		json_add_string(p, "endpoint", config->endpoint);
+		json_add_string(p, "access_key_id", config->access_key_id);
+		json_add_string(p, "end_user_id_template", config->end_user_id);
+	}
 	task_registry_foreach(c->server->registry, status_add_task, &ctx);
 	json_object_object_add(p, "tasks", ctx.tasks);
 	return connection_reply(c, p, false);

@@ -522,6 +522,17 @@ int task_start(struct task_registry *registry, const char *user,
 	return 0;
 }
 
+void task_cancel(struct task *task, const char *reason)
+{
+	if (!task->waiters) {
+		task_drop(task);
+		return;
+	}
+	http_transfer_cancel(task->transfer);
+	task->transfer = NULL;
+	task_fail(task, CLOUDAPP_ERROR_NO_TICKET, NULL, NULL, 0, "%s", reason);
+}
+
 struct task_waiter *task_add_waiter(struct task *task, task_notify_fn notify,
 				    void *userdata)
 {

@@ -70,6 +70,12 @@ int task_start(struct task_registry *registry, const char *user,
 void task_drop(struct task *task);
 
 /*
+ * Ends a task on request: its waiters get a NoTicket error with reason,
+ * then the task is freed.
+ */
+void task_cancel(struct task *task, const char *reason);
+
+/*
  * Removes a finished task after its result was handed out.  Call it once a
  * TASK_READY or TASK_FAILED task's result has been copied.
  */

@@ -1,0 +1,193 @@
+# Shared setup for the integration tests and the demo: a scratch folder,
+# test users through nss_wrapper, the HTTPS emulator, cloudapp-ticketd under
+# systemd-socket-activate, and PAM through pam_wrapper.  Source it from bash
+# with top_srcdir and top_builddir set.
+
+set -u
+
+: "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+
+# Seconds to wait for a started service to become ready.
+READY_TIMEOUT=20
+
+TEST_ALICE_UID=10001
+TEST_BOB_UID=10002
+TEST_ACCESS_KEY_ID=LTAItestaccesskey
+TEST_APP_ID=ca-emulator0001
+
+NSS_WRAPPER_LIB=$(ls /usr/lib/*/libnss_wrapper.so 2>/dev/null | head -n 1)
+PAM_WRAPPER_LIB=$(ls /usr/lib/*/libpam_wrapper.so 2>/dev/null | head -n 1)
+
+lib_pids=()
+
+# Prints a step of the flow; the demo shows these, the tests log them.
+step() {
+	printf '==> %s\n' "$*"
+}
+
+fail() {
+	printf 'FAIL: %s\n' "$*" >&2
+	exit 1
+}
+
+skip() {
+	printf 'SKIP: %s\n' "$*" >&2
+	exit 77
+}
+
+lib_cleanup() {
+	local pid
+	for pid in "${lib_pids[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${lib_pids[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	if [ -n "${WORK:-}" ] && [ -z "${KEEP_WORK:-}" ]; then
+		rm -rf "$WORK"
+	fi
+}
+
+# Checks that everything the tests run is installed and we are root.
+require_tools() {
+	[ "$(id -u)" = 0 ] || skip "the integration tests need root (setpriv, real uids)"
+	local tool
+	for tool in python3 openssl setpriv systemd-socket-activate pamtester; do
+		command -v "$tool" >/dev/null || skip "$tool is not installed"
+	done
+	[ -n "$NSS_WRAPPER_LIB" ] || skip "libnss-wrapper is not installed"
+	[ -n "$PAM_WRAPPER_LIB" ] || skip "libpam-wrapper is not installed"
+	[ -x "$top_builddir/cloudapp-ticketd" ] || fail "build first: $top_builddir/cloudapp-ticketd is missing"
+}
+
+# Creates $WORK, readable by the test users, with passwd and group files.
+setup_work() {
+	WORK=$(mktemp -d /tmp/cloudapp-test.XXXXXX)
+	chmod 0755 "$WORK"
+	trap lib_cleanup EXIT
+	cat > "$WORK/passwd" <<PASSWD
+root:x:0:0:root:/root:/bin/sh
+alice:x:$TEST_ALICE_UID:$TEST_ALICE_UID:Alice:/nonexistent:/bin/sh
+bob:x:$TEST_BOB_UID:$TEST_BOB_UID:Bob:/nonexistent:/bin/sh
+Carol:x:10003:10003:Carol:/nonexistent:/bin/sh
+PASSWD
+	cat > "$WORK/group" <<GROUP
+root:x:0:
+alice:x:$TEST_ALICE_UID:
+bob:x:$TEST_BOB_UID:
+GROUP
+	export NSS_WRAPPER_PASSWD=$WORK/passwd NSS_WRAPPER_GROUP=$WORK/group
+	mkdir -p "$WORK/run-alice" "$WORK/run-bob" "$WORK/out"
+	chown "$TEST_ALICE_UID:$TEST_ALICE_UID" "$WORK/run-alice"
+	chown "$TEST_BOB_UID:$TEST_BOB_UID" "$WORK/run-bob"
+	chmod 0700 "$WORK/run-alice" "$WORK/run-bob"
+	chmod 0777 "$WORK/out"
+}
+
+# Waits until the command in "$@" succeeds, or fails after READY_TIMEOUT.
+wait_for() {
+	local what=$1
+	shift
+	local i
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for $what"
+}
+
+# Starts the emulator; sets EMULATOR_PORT and EMULATOR_STATE.
+start_emulator() {
+	local task_seconds=${1:-1}
+	"$top_srcdir/tests/emulator/make-certs.sh" "$WORK/certs" >/dev/null
+	EMULATOR_STATE=$WORK/emulator
+	mkdir -p "$EMULATOR_STATE"
+	printf 'emulator-secret-%s\n' "$RANDOM$RANDOM" > "$WORK/emulator-secret"
+	chmod 0600 "$WORK/emulator-secret"
+	python3 "$top_srcdir/tests/emulator/appstream_emulator.py" \
+		--port 0 --port-file "$WORK/emulator.port" \
+		--cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key" \
+		--state-dir "$EMULATOR_STATE" \
+		--access-key-id "$TEST_ACCESS_KEY_ID" \
+		--access-key-secret-file "$WORK/emulator-secret" \
+		--task-seconds "$task_seconds" 2> "$WORK/emulator.log" &
+	lib_pids+=($!)
+	wait_for "the emulator" test -s "$WORK/emulator.port"
+	EMULATOR_PORT=$(cat "$WORK/emulator.port")
+}
+
+# Writes a daemon configuration NAME.conf using SECRET_FILE; extra settings
+# come on stdin.
+write_config() {
+	local name=$1 secret_file=$2
+	{
+		cat <<CONF
+endpoint = "https://127.0.0.1:$EMULATOR_PORT";
+ca_file = "$WORK/certs/ca.pem";
+access_key_id = "$TEST_ACCESS_KEY_ID";
+access_key_secret_file = "$secret_file";
+product_type = "CloudApp";
+app_id = "$TEST_APP_ID";
+end_user_id = "%u";
+poll_interval = 0.2;
+ticket_timeout = 20;
+client_command = [ "$top_srcdir/tests/integration/stub-client.sh", "%{ticket_file}", "$WORK/out", "%{end_user_id}" ];
+CONF
+		cat
+	} > "$WORK/$name.conf"
+}
+
+# Starts cloudapp-ticketd through systemd-socket-activate on SOCKET.
+start_daemon() {
+	local config=$1 socket=$2
+	systemd-socket-activate -l "$socket" \
+		-E LD_PRELOAD="$NSS_WRAPPER_LIB" \
+		-E NSS_WRAPPER_PASSWD -E NSS_WRAPPER_GROUP \
+		${DAEMON_WRAPPER:-} "$top_builddir/cloudapp-ticketd" \
+		--config "$config" ${DAEMON_ARGS:-} 2>> "$WORK/daemon.log" &
+	lib_pids+=($!)
+	wait_for "the socket $socket" test -S "$socket"
+	# systemd-socket-activate creates the socket with the umask's mode;
+	# the unit's SocketMode=0666 is what production uses.
+	chmod 0666 "$socket"
+}
+
+# Runs a command as a test user, with that user's runtime folder.
+as_user() {
+	local user=$1
+	shift
+	local uid
+	uid=$(awk -F: -v u="$user" '$1 == u { print $3 }' "$WORK/passwd")
+	setpriv --reuid="$uid" --regid="$uid" --clear-groups -- \
+		env LD_PRELOAD="$NSS_WRAPPER_LIB" \
+		NSS_WRAPPER_PASSWD="$NSS_WRAPPER_PASSWD" \
+		NSS_WRAPPER_GROUP="$NSS_WRAPPER_GROUP" \
+		XDG_RUNTIME_DIR="$WORK/run-$user" "$@"
+}
+
+# Writes a PAM service file NAME whose session stack has pam_cloudapp.so.
+write_pam_service() {
+	local name=$1
+	shift
+	mkdir -p "$WORK/pam.d"
+	cat > "$WORK/pam.d/$name" <<PAM
+auth     required  pam_permit.so
+account  required  pam_permit.so
+session  optional  $top_builddir/.libs/pam_cloudapp.so $*
+PAM
+}
+
+# Runs pamtester with pam_wrapper for service $1, user $2, operations after.
+pam_login() {
+	local service=$1 user=$2
+	shift 2
+	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
+		pamtester -v "$service" "$user" "$@"
+}
+
+# The SHA-256 of the ticket the emulator issued last for an EndUserId.
+issued_ticket_sha() {
+	sha256sum < "$EMULATOR_STATE/tickets/$1" | cut -d' ' -f1
+}
