@@ -257,29 +257,38 @@ static int ctl_call(struct cloudapp_client *client,
 	return CTL_EXIT_OK;
 }
 
-/* Prints an error reply: its message, and the cloud's Code and RequestId
- * or the TaskId when the reply has them. */
+/* Prints an error reply: its message, then the cloud's Code and RequestId
+ * and the TaskId when the reply has them, for a support request. */
 static void ctl_print_error_reply(const char *what, const char *error,
 				  json_object *parameters)
 {
+	static const struct {
+		const char *key, *label;
+	} ids[] = {
+		{ "code", "Code" },
+		{ "request_id", "RequestId" },
+		{ "task_id", "TaskId" },
+	};
 	const char *message = cloudapp_json_string(parameters, "message");
-	const char *task_id = cloudapp_json_string(parameters, "task_id");
+	char details[512] = "";
+	size_t used = 0;
 
 	if (!message)
 		message = error;
-	if (strcmp(error, CLOUDAPP_ERROR_CLOUD) == 0) {
-		const char *code = ctl_json_text(parameters, "code");
-		const char *request_id =
-			cloudapp_json_string(parameters, "request_id");
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		const char *value = ctl_json_text(parameters, ids[i].key);
+		int n;
 
-		ctl_log("%s: %s (Code %s, RequestId %s)", what, message,
-			code ? code : "unknown",
-			request_id ? request_id : "unknown");
-	} else if (task_id) {
-		ctl_log("%s: %s (TaskId %s)", what, message, task_id);
-	} else {
-		ctl_log("%s: %s", what, message);
+		if (!value || used >= sizeof(details))
+			continue;
+		n = snprintf(details + used, sizeof(details) - used, "%s%s %s",
+			     used ? ", " : " (", ids[i].label, value);
+		if (n > 0)
+			used += (size_t)n;
 	}
+	if (used > 0 && used < sizeof(details) - 1)
+		strcat(details, ")");
+	ctl_log("%s: %s%s", what, message, details);
 }
 
 /*

@@ -20,6 +20,10 @@
 #include "sign.h"
 #include "util.h"
 
+/* The longest Code, Message or id kept from a response, in bytes; longer
+ * text is cut so that one error cannot flood the log. */
+#define API_TEXT_MAX 1024
+
 /* 128 random bits in hex, NUL included. */
 #define API_NONCE_SIZE 33
 
@@ -169,6 +173,31 @@ static int api_copy_string(json_object *object, const char *key, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/*
+ * Makes a text field from the cloud safe to log and to show on a terminal:
+ * control characters become spaces, and text past API_TEXT_MAX bytes is
+ * cut at a UTF-8 character boundary.  The JSON parser already checked that
+ * the text is valid UTF-8.
+ */
+static void api_clean_text(char *text)
+{
+	size_t len = strlen(text);
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c < 0x20 || c == 0x7f)
+			text[i] = ' ';
+	}
+	if (len > API_TEXT_MAX) {
+		len = API_TEXT_MAX;
+		/* Step back over continuation bytes (10xxxxxx). */
+		while (len > 0 && ((unsigned char)text[len] & 0xc0) == 0x80)
+			len--;
+		text[len] = '\0';
+	}
+}
+
 static int api_copy_fields(json_object *body, struct api_result *result)
 {
 	struct {
@@ -196,6 +225,9 @@ static int api_copy_fields(json_object *body, struct api_result *result)
 		r = api_copy_string(body, fields[i].key, fields[i].field);
 		if (r < 0)
 			return r;
+		/* The ticket is opaque and passed on unchanged. */
+		if (*fields[i].field && fields[i].field != &result->ticket)
+			api_clean_text(*fields[i].field);
 	}
 	if (json_object_object_get_ex(body, "TenantId", &tenant) &&
 	    json_object_is_type(tenant, json_type_int)) {

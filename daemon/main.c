@@ -42,6 +42,7 @@ struct options {
 	const char *config_path;
 	const char *listen_path;
 	bool debug;
+	bool check_config;
 };
 
 static void usage(FILE *out)
@@ -53,6 +54,8 @@ static void usage(FILE *out)
 		"  -c, --config FILE   read FILE instead of %s\n"
 		"  -l, --listen PATH   listen on PATH instead of a socket "
 		"from systemd\n"
+		"  -t, --check-config  check the configuration and the secret "
+		"file, then exit\n"
 		"  -d, --debug         log debug messages\n"
 		"  -h, --help          show this help and exit\n"
 		"  -V, --version       show the version and exit\n",
@@ -63,6 +66,7 @@ static void usage(FILE *out)
 static int parse_options(int argc, char **argv, struct options *options)
 {
 	static const struct option long_options[] = {
+		{ "check-config", no_argument, NULL, 't' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "debug", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
@@ -73,7 +77,7 @@ static int parse_options(int argc, char **argv, struct options *options)
 	int c;
 
 	options->config_path = CLOUDAPP_CONFIG_FILE;
-	while ((c = getopt_long(argc, argv, "c:dhl:V", long_options, NULL)) !=
+	while ((c = getopt_long(argc, argv, "c:dhl:tV", long_options, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'c':
@@ -87,6 +91,9 @@ static int parse_options(int argc, char **argv, struct options *options)
 			return EXIT_SUCCESS;
 		case 'l':
 			options->listen_path = optarg;
+			break;
+		case 't':
+			options->check_config = true;
 			break;
 		case 'V':
 			printf("cloudapp-ticketd %s\n", PACKAGE_VERSION);
@@ -260,6 +267,11 @@ int main(int argc, char **argv)
 		sd_notifyf(0, "STATUS=Invalid configuration in %s",
 			   options.config_path);
 		return EXIT_FAILURE;
+	}
+	if (options.check_config) {
+		printf("%s: configuration is valid\n", options.config_path);
+		config_free(d.config);
+		return EXIT_SUCCESS;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialize libcurl");

@@ -351,11 +351,9 @@ static void task_on_success(struct task *task, struct api_result *result)
 	if (strcmp(status, "Failed") == 0)
 		return task_fail(task, CLOUDAPP_ERROR_TASK_FAILED, NULL,
 				 result->request_id, result->http_status,
-				 "the cloud task %s for EndUserId %s failed "
-				 "(RequestId %s)",
-				 task->task_id, task->end_user_id,
-				 result->request_id ? result->request_id :
-						      "none");
+				 "the cloud task for EndUserId %s ended "
+				 "with TaskStatus Failed",
+				 task->end_user_id);
 
 	log_ids(LOG_DEBUG, &ids, "task %s, poll %u",
 		*status ? status : "without status", task->polls);
@@ -396,8 +394,9 @@ static void task_on_response(const struct http_response *response,
 	if (r == 1) {
 		task_fail(task, CLOUDAPP_ERROR_CLOUD, result.code,
 			  result.request_id, result.http_status,
-			  "GetConnectionTicket failed with HTTP %ld: %s: %s",
-			  result.http_status, result.code, result.message);
+			  "GetConnectionTicket failed with HTTP %ld: %s",
+			  result.http_status,
+			  *result.message ? result.message : result.code);
 		api_result_clear(&result);
 		return;
 	}

@@ -171,9 +171,14 @@ write_pam_service() {
 	local name=$1
 	shift
 	mkdir -p "$WORK/pam.d"
+	# Linux-PAM falls back to the service "other" and reports when it is
+	# missing; deny everything there, as Debian's own file does.
+	printf '%s\n' "auth required pam_deny.so" "account required pam_deny.so" \
+		"session required pam_deny.so" > "$WORK/pam.d/other"
 	cat > "$WORK/pam.d/$name" <<PAM
 auth     required  pam_permit.so
 account  required  pam_permit.so
+session  required  pam_permit.so
 session  optional  $top_builddir/.libs/pam_cloudapp.so $*
 PAM
 }

@@ -102,7 +102,8 @@ failed_task_reported() {
 	fi
 	rm -f "$EMULATOR_STATE/faults.json"
 	cat "$WORK/failed.err"
-	grep -q "failed" "$WORK/failed.err" && [ ! -s "$WORK/failed.out" ]
+	grep -q "TaskStatus Failed" "$WORK/failed.err" &&
+		grep -q "TaskId task-" "$WORK/failed.err" && [ ! -s "$WORK/failed.out" ]
 }
 
 wrong_secret_reported() {

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,35 @@ static void error_without_json(void **state)
 	api_result_clear(&r);
 	assert_int_equal(parse(503, "", &r), 1);
 	assert_string_equal(r.code, "HTTP503");
+	api_result_clear(&r);
+}
+
+static void error_text_cleaned(void **state)
+{
+	char body[4096];
+	struct api_result r;
+	size_t len;
+
+	assert_int_equal(parse(400,
+			       "{\"Code\":\"A\\u001b[31m\",\"Message\":"
+			       "\"line one\\nline two\\r\\u007f\"}",
+			       &r),
+			 1);
+	assert_string_equal(r.code, "A [31m");
+	assert_string_equal(r.message, "line one line two  ");
+	api_result_clear(&r);
+
+	/* 2000 two-byte characters: the cut must not split one. */
+	strcpy(body, "{\"Code\":\"C\",\"Message\":\"");
+	len = strlen(body);
+	for (int i = 0; i < 2000 && len + 8 < sizeof(body); i++) {
+		body[len++] = (char)0xc3;
+		body[len++] = (char)0xa9;
+	}
+	strcpy(body + len, "\"}");
+	assert_int_equal(parse(400, body, &r), 1);
+	assert_true(strlen(r.message) <= 1024);
+	assert_int_equal(strlen(r.message) % 2, 0);
 	api_result_clear(&r);
 }
 
@@ -141,6 +171,7 @@ int main(void)
 		cmocka_unit_test(finished_response),
 		cmocka_unit_test(api_error_response),
 		cmocka_unit_test(error_without_json),
+		cmocka_unit_test(error_text_cleaned),
 		cmocka_unit_test(bad_success_bodies),
 		cmocka_unit_test(wrong_member_types),
 		cmocka_unit_test(request_signed_and_formed),

@@ -1,0 +1,607 @@
+#!/usr/bin/env python3
+"""An HTTPS emulator of the App Streaming GetConnectionTicket API.
+
+It checks each request the way the Alibaba Cloud OpenAPI gateway does: the
+ACS3-HMAC-SHA256 signature recomputed from the bytes received, the
+x-acs-date within 15 minutes, the nonce not reused, and it answers errors
+with the gateway's JSON shape (RequestId, HostId, Code, Message, Recommend).
+Tasks stay Running for --task-seconds, then turn Finished with a base64
+ticket or, when a fault asks for it, Failed.
+
+State for tests lives in --state-dir:
+  requests.jsonl     one JSON line per request (never the ticket)
+  tickets/USER       the last ticket issued for that EndUserId, mode 0600
+  faults.json        optional, read on every request: {"USER" or "*": FAULT}
+
+A FAULT is an object: "fail" names the fault (see FAULTS), "count" limits
+how many requests it hits (default: all), "delay_seconds" delays the reply,
+and "time_left" sets the Throttling header's TimeLeft.
+
+GET /_emulator/stats returns counters for tests and benchmarks.  The server
+listens only on a loopback address.
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import hmac
+import http.server
+import ipaddress
+import json
+import os
+import re
+import secrets
+import socket
+import ssl
+import sys
+import threading
+import time
+import urllib.parse
+
+ACTION = "GetConnectionTicket"
+VERSION = "2021-09-01"
+ALGORITHM = "ACS3-HMAC-SHA256"
+DATE_WINDOW_SECONDS = 15 * 60
+MAX_BODY_BYTES = 64 * 1024
+END_USER_ID_RE = re.compile(r"^[a-z0-9_]{3,24}$")
+REQUIRED_SIGNED_HEADERS = (
+    "host",
+    "x-acs-action",
+    "x-acs-content-sha256",
+    "x-acs-date",
+    "x-acs-signature-nonce",
+    "x-acs-version",
+)
+TENANT_ID = 1234567890123456789  # past 2^53, to catch float parsing
+
+# Faults a test can ask for; each maps to the reply it makes.
+FAULTS = (
+    "task",  # the task ends Failed
+    "never_finish",  # the task stays Running
+    "http500",
+    "throttling",
+    "forbidden",
+    "no_idle_instance",
+    "unknown_code",
+    "html502",
+    "empty503",
+    "truncated_json",
+    "json_array",
+    "expired_clock",  # InvalidTimeStamp.Expired whatever the date
+)
+
+
+def percent_encode(value):
+    """Percent-encode per RFC 3986 as the OpenAPI signature requires."""
+    return urllib.parse.quote(value, safe="-_.~")
+
+
+def canonical_query(query):
+    """Build the canonical query string from a raw query string."""
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    encoded = sorted((percent_encode(k), percent_encode(v)) for k, v in pairs)
+    return "&".join(f"{k}={v}" for k, v in encoded)
+
+
+def canonical_request(method, path, query, headers, signed_names, body_hash):
+    """Build the ACS3 canonical request.
+
+    headers maps lowercase names to lists of received values; repeated
+    headers join with a comma after sorting, as the official SDK does.
+    """
+    lines = [method, path or "/", canonical_query(query)]
+    header_lines = ""
+    for name in signed_names:
+        values = sorted(v.strip() for v in headers.get(name, []))
+        header_lines += f"{name}:{','.join(values)}\n"
+    lines.append(header_lines)
+    lines.append(";".join(signed_names))
+    lines.append(body_hash)
+    return "\n".join(lines)
+
+
+def signature(secret, canonical):
+    """Return the hex signature of a canonical request."""
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    string_to_sign = f"{ALGORITHM}\n{digest}"
+    return hmac.new(secret.encode(), string_to_sign.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def parse_authorization(value):
+    """Split an ACS3 Authorization header into its three fields, or None."""
+    if not value or not value.startswith(ALGORITHM + " "):
+        return None
+    fields = {}
+    for part in value[len(ALGORITHM) + 1:].split(","):
+        key, sep, val = part.partition("=")
+        if not sep:
+            return None
+        fields[key.strip()] = val.strip()
+    if set(fields) != {"Credential", "SignedHeaders", "Signature"}:
+        return None
+    return fields
+
+
+def make_ticket():
+    """Return a ticket shaped like the real one: base64 of CRLF INI text."""
+    text = ("\r\n[Desktop]\r\nForceTlsType=1\r\n"
+            f"GWTokenPart1={secrets.token_urlsafe(48)}\r\n"
+            f"GWTokenPart2={secrets.token_urlsafe(48)}\r\n"
+            "GatewayAddress=127.0.0.1\r\n")
+    return base64.b64encode(text.encode()).decode()
+
+
+class ApiError(Exception):
+    """An error the gateway answers with its JSON shape."""
+
+    def __init__(self, status, code, message, headers=None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+class RawReply(Exception):
+    """A reply that is not the gateway's JSON, for fault tests."""
+
+    def __init__(self, status, content_type, body):
+        super().__init__(status)
+        self.status = status
+        self.content_type = content_type
+        self.body = body
+
+
+class Emulator:
+    """The shared state: tasks, nonces, faults and counters."""
+
+    def __init__(self, args, secret):
+        self.access_key_id = args.access_key_id
+        self.secret = secret
+        self.security_token = args.security_token
+        self.task_seconds = args.task_seconds
+        self.clock_offset = args.clock_offset
+        self.state_dir = args.state_dir
+        self.lock = threading.Lock()
+        self.tasks = {}
+        self.nonces = {}
+        self.fault_hits = {}
+        self.stats = {
+            "requests": 0,
+            "tasks_started": 0,
+            "tickets_issued": 0,
+            "in_flight": 0,
+            "max_in_flight": 0,
+            "codes": {},
+        }
+        os.makedirs(os.path.join(self.state_dir, "tickets"), exist_ok=True)
+
+    def now(self):
+        return time.time() + self.clock_offset
+
+    def fault_for(self, end_user_id):
+        """Return the fault that applies to this EndUserId, or None."""
+        path = os.path.join(self.state_dir, "faults.json")
+        try:
+            with open(path, encoding="utf-8") as f:
+                faults = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(faults, dict):
+            return None
+        key = end_user_id if end_user_id in faults else "*"
+        fault = faults.get(key)
+        if not isinstance(fault, dict) or fault.get("fail") not in FAULTS:
+            return None
+        count = fault.get("count")
+        with self.lock:
+            hits = self.fault_hits.get(key, 0)
+            if isinstance(count, int) and hits >= count:
+                return None
+            self.fault_hits[key] = hits + 1
+        return fault
+
+    def check_date(self, date):
+        try:
+            when = datetime.datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            raise ApiError(400, "InvalidTimeStamp.Format",
+                           "Specified time stamp or date value is not "
+                           "well formatted.") from None
+        when = when.replace(tzinfo=datetime.timezone.utc).timestamp()
+        if abs(self.now() - when) > DATE_WINDOW_SECONDS:
+            raise ApiError(400, "InvalidTimeStamp.Expired",
+                           "Specified time stamp or date value is expired.")
+
+    def check_nonce(self, nonce):
+        now = time.time()
+        with self.lock:
+            # Nonces older than twice the date window can no longer replay.
+            if len(self.nonces) > 100000:
+                cutoff = now - 2 * DATE_WINDOW_SECONDS
+                self.nonces = {n: t for n, t in self.nonces.items()
+                               if t > cutoff}
+            if nonce in self.nonces:
+                raise ApiError(400, "SignatureNonceUsed",
+                               "Specified signature nonce was used already.")
+            self.nonces[nonce] = now
+
+    def authenticate(self, method, path, query, headers, body):
+        """Check the signature, date and nonce of one request."""
+        auth = parse_authorization(headers.get("authorization", [None])[0])
+        if auth is None:
+            raise ApiError(400, "IncompleteSignature",
+                           "The request signature does not conform to "
+                           "Aliyun standards.")
+        signed = auth["SignedHeaders"].split(";")
+        for name in REQUIRED_SIGNED_HEADERS:
+            if name not in signed or name not in headers:
+                raise ApiError(400, "IncompleteSignature",
+                               f"The header {name} is missing or not "
+                               "signed.")
+        if signed != sorted(signed) or any(n != n.lower() for n in signed):
+            raise ApiError(400, "IncompleteSignature",
+                           "SignedHeaders must be lowercase and sorted.")
+        if auth["Credential"] != self.access_key_id:
+            raise ApiError(404, "InvalidAccessKeyId.NotFound",
+                           "Specified access key is not found.")
+        if self.security_token is not None:
+            token = headers.get("x-acs-security-token", [None])[0]
+            if token is None:
+                raise ApiError(400, "MissingSecurityToken",
+                               "SecurityToken is mandatory for this action.")
+            if ("x-acs-security-token" not in signed
+                    or not hmac.compare_digest(token, self.security_token)):
+                raise ApiError(400, "InvalidSecurityToken.Malformed",
+                               "Specified SecurityToken is malformed.")
+
+        body_hash = hashlib.sha256(body).hexdigest()
+        sent_hash = headers["x-acs-content-sha256"][0].strip()
+        canonical = canonical_request(method, path, query, headers, signed,
+                                      sent_hash)
+        expected = signature(self.secret, canonical)
+        if not hmac.compare_digest(expected, auth["Signature"]):
+            string_to_sign = (ALGORITHM + "\n" +
+                              hashlib.sha256(canonical.encode()).hexdigest())
+            raise ApiError(400, "SignatureDoesNotMatch",
+                           "Specified signature does not match our "
+                           "calculation. server string to sign is:"
+                           + string_to_sign)
+        if not hmac.compare_digest(sent_hash, body_hash):
+            raise ApiError(400, "SignatureDoesNotMatch",
+                           "The x-acs-content-sha256 header does not match "
+                           "the SHA-256 of the body.")
+        self.check_date(headers["x-acs-date"][0].strip())
+        self.check_nonce(headers["x-acs-signature-nonce"][0].strip())
+        if headers["x-acs-action"][0].strip() != ACTION:
+            raise ApiError(404, "InvalidAction.NotFound",
+                           "Specified api is not found, please check your "
+                           "url and method.")
+        if headers["x-acs-version"][0].strip() != VERSION:
+            raise ApiError(400, "InvalidVersion",
+                           "Specified parameter Version is not valid.")
+
+    def apply_fault(self, fault):
+        """Raise the reply a fault asks for; task faults return their name."""
+        kind = fault["fail"]
+        if kind == "http500":
+            raise ApiError(500, "InternalError",
+                           "The request processing has failed due to some "
+                           "unknown error.")
+        if kind == "throttling":
+            left = fault.get("time_left", 1)
+            value = f"Limit:10,Remain:0,TimeLeft:{left},Reset:{left}"
+            raise ApiError(400, "Throttling.User",
+                           "Request was denied due to user flow control.",
+                           {"x-ratelimit-user-api": value})
+        if kind == "forbidden":
+            raise ApiError(403, "Forbidden.RAM",
+                           "You are not authorized to do this operation.")
+        if kind == "no_idle_instance":
+            raise ApiError(400, "TryRegionBind.NoIdleAppInstance",
+                           "There is no idle app instance.")
+        if kind == "unknown_code":
+            raise ApiError(400, "Emulator.UnknownCode",
+                           "An error code the client has never seen.")
+        if kind == "expired_clock":
+            raise ApiError(400, "InvalidTimeStamp.Expired",
+                           "Specified time stamp or date value is expired.")
+        if kind == "html502":
+            raise RawReply(502, "text/html",
+                           b"<html><body><h1>502 Bad Gateway</h1>"
+                           b"</body></html>")
+        if kind == "empty503":
+            raise RawReply(503, "application/json", b"")
+        if kind == "truncated_json":
+            raise RawReply(200, "application/json",
+                           b'{"RequestId":"truncated","TaskId":')
+        if kind == "json_array":
+            raise RawReply(200, "application/json", b"[1,2,3]")
+        return kind
+
+    def get_ticket(self, params, fault_kind):
+        """Start or poll a task; return the response body as a dict."""
+        product_type = params.get("ProductType")
+        end_user_id = params.get("EndUserId")
+        if not product_type:
+            raise ApiError(400, "MissingParameter.ProductType",
+                           "The input parameter ProductType that is "
+                           "mandatory for processing this request is not "
+                           "supplied.")
+        if product_type not in ("CloudApp", "AndroidCloud"):
+            raise ApiError(400, "InvalidParameter.ProductType",
+                           f"The ProductType {product_type} is not valid.")
+        if not end_user_id:
+            raise ApiError(400, "MissingParameter.EndUserId",
+                           "The input parameter EndUserId that is mandatory "
+                           "for processing this request is not supplied.")
+        if not END_USER_ID_RE.match(end_user_id):
+            raise ApiError(400, "InvalidParameter.EndUserId",
+                           f"The EndUserId {end_user_id} is not valid.")
+
+        task_id = params.get("TaskId")
+        with self.lock:
+            if task_id is None:
+                return self.start_task(params, end_user_id, fault_kind)
+            task = self.tasks.get(task_id)
+            if task is None or task["end_user_id"] != end_user_id:
+                raise ApiError(400, "InvalidParameter.TaskId",
+                               f"The TaskId {task_id} is not found.")
+            return self.poll_task(task_id, task)
+
+    def start_task(self, params, end_user_id, fault_kind):
+        if not params.get("AppId"):
+            raise ApiError(400, "MissingParameter.AppId",
+                           "The input parameter AppId that is mandatory "
+                           "for processing this request is not supplied.")
+        task_id = "task-" + secrets.token_hex(8)
+        self.tasks[task_id] = {
+            "end_user_id": end_user_id,
+            "app_id": params["AppId"],
+            "started": time.monotonic(),
+            "outcome": {"task": "Failed",
+                        "never_finish": "Running"}.get(fault_kind,
+                                                       "Finished"),
+            "ticket": None,
+        }
+        self.stats["tasks_started"] += 1
+        return {"TaskId": task_id, "TaskStatus": "Running"}
+
+    def poll_task(self, task_id, task):
+        elapsed = time.monotonic() - task["started"]
+        if elapsed < self.task_seconds or task["outcome"] == "Running":
+            return {"TaskId": task_id, "TaskStatus": "Running"}
+        if task["outcome"] == "Failed":
+            return {"TaskId": task_id, "TaskStatus": "Failed"}
+        if task["ticket"] is None:
+            task["ticket"] = make_ticket()
+            self.save_ticket(task["end_user_id"], task["ticket"])
+            self.stats["tickets_issued"] += 1
+        return {
+            "TaskId": task_id,
+            "TaskStatus": "Finished",
+            "Ticket": task["ticket"],
+            "AppInstanceGroupId": "aig-emulator0001",
+            "AppInstanceId": "ai-emulator" + task_id[-6:],
+            "AppInstancePersistentId": "p-emulator0001",
+            "BizRegionId": "cn-shanghai",
+            "OsType": "Windows",
+            "TenantId": TENANT_ID,
+        }
+
+    def save_ticket(self, end_user_id, ticket):
+        path = os.path.join(self.state_dir, "tickets", end_user_id)
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                     0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(ticket)
+        os.replace(path + ".tmp", path)
+
+    def record(self, entry):
+        with self.lock:
+            self.stats["requests"] += 1
+            codes = self.stats["codes"]
+            codes[entry["result"]] = codes.get(entry["result"], 0) + 1
+            with open(os.path.join(self.state_dir, "requests.jsonl"), "a",
+                      encoding="utf-8") as f:
+                f.write(json.dumps(entry) + "\n")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AppStreamEmulator/1"
+
+    def log_message(self, format, *args):
+        sys.stderr.write("emulator: %s\n" % (format % args))
+
+    def send_body(self, status, content_type, body, headers=None):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        emulator = self.server.emulator
+        if self.path != "/_emulator/stats":
+            self.send_body(404, "text/plain", b"not found\n")
+            return
+        with emulator.lock:
+            body = json.dumps(emulator.stats).encode()
+        self.send_body(200, "application/json", body)
+
+    def read_body(self):
+        length = self.headers.get("Content-Length")
+        if length is None:
+            if self.headers.get("Transfer-Encoding"):
+                raise ApiError(400, "InvalidParameter",
+                               "Chunked bodies are not accepted.")
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            raise ApiError(400, "InvalidParameter",
+                           "Content-Length is not a number.") from None
+        if size < 0 or size > MAX_BODY_BYTES:
+            raise ApiError(413, "InvalidParameter", "The body is too large.")
+        return self.rfile.read(size)
+
+    def do_POST(self):
+        emulator = self.server.emulator
+        request_id = str(uuidish())
+        entry = {"time": time.time(), "request_id": request_id,
+                 "end_user_id": None, "task_id": None}
+        with emulator.lock:
+            emulator.stats["in_flight"] += 1
+            emulator.stats["max_in_flight"] = max(
+                emulator.stats["max_in_flight"], emulator.stats["in_flight"])
+        try:
+            self.handle_api(emulator, request_id, entry)
+        finally:
+            with emulator.lock:
+                emulator.stats["in_flight"] -= 1
+            emulator.record(entry)
+
+    def handle_api(self, emulator, request_id, entry):
+        headers = {}
+        for name, value in self.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        url = urllib.parse.urlsplit(self.path)
+        fault = None
+        try:
+            body = self.read_body()
+            emulator.authenticate("POST", url.path, url.query, headers,
+                                  body)
+            params = dict(urllib.parse.parse_qsl(url.query,
+                                                 keep_blank_values=True))
+            try:
+                form = urllib.parse.parse_qsl(body.decode("utf-8"),
+                                              keep_blank_values=True,
+                                              strict_parsing=bool(body))
+            except (UnicodeDecodeError, ValueError):
+                raise ApiError(400, "InvalidParameter",
+                               "The form body is not valid.") from None
+            params.update(form)
+            entry["end_user_id"] = params.get("EndUserId")
+            entry["task_id"] = params.get("TaskId")
+            fault = emulator.fault_for(params.get("EndUserId", ""))
+            if fault and fault.get("delay_seconds"):
+                time.sleep(float(fault["delay_seconds"]))
+            fault_kind = emulator.apply_fault(fault) if fault else None
+            reply = emulator.get_ticket(params, fault_kind)
+        except ApiError as e:
+            entry["result"] = e.code
+            entry["status"] = e.status
+            host = headers.get("host", ["127.0.0.1"])[0]
+            body = {
+                "RequestId": request_id,
+                "HostId": host,
+                "Code": e.code,
+                "Message": e.message,
+                "Recommend": "https://api.alibabacloud.com/troubleshoot?q="
+                             f"{e.code}&product=appstream-center"
+                             f"&requestId={request_id}",
+            }
+            self.send_body(e.status, "application/json;charset=utf-8",
+                           json.dumps(body).encode(), e.headers)
+            return
+        except RawReply as e:
+            entry["result"] = "fault:" + fault["fail"]
+            entry["status"] = e.status
+            self.send_body(e.status, e.content_type, e.body)
+            return
+        reply["RequestId"] = request_id
+        entry["result"] = "OK"
+        entry["status"] = 200
+        entry["task_status"] = reply["TaskStatus"]
+        entry["task_id"] = reply["TaskId"]
+        self.send_body(200, "application/json;charset=utf-8",
+                       json.dumps(reply).encode())
+
+
+def uuidish():
+    """Return a RequestId shaped like the gateway's (upper-case UUID)."""
+    h = secrets.token_hex(16).upper()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def handle_error(self, request, client_address):
+        error = sys.exc_info()[1]
+        sys.stderr.write(f"emulator: connection from {client_address}: "
+                         f"{type(error).__name__}: {error}\n")
+
+
+def read_secret(path):
+    with open(path, encoding="utf-8") as f:
+        secret = f.read()
+    if secret.endswith("\n"):
+        secret = secret[:-1]
+    if not secret or "\n" in secret:
+        sys.exit(f"emulator: {path} must contain the secret on one line")
+    return secret
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="loopback address to listen on")
+    parser.add_argument("--port", type=int, default=0,
+                        help="TCP port; 0 picks a free one")
+    parser.add_argument("--port-file",
+                        help="file to write the chosen port to")
+    parser.add_argument("--cert", required=True,
+                        help="server certificate (PEM)")
+    parser.add_argument("--key", required=True, help="server key (PEM)")
+    parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--access-key-id", required=True)
+    parser.add_argument("--access-key-secret-file", required=True)
+    parser.add_argument("--security-token",
+                        help="require this STS token on every request")
+    parser.add_argument("--task-seconds", type=float, default=1.0,
+                        help="seconds a task stays Running")
+    parser.add_argument("--clock-offset", type=float, default=0.0,
+                        help="seconds added to the emulator's clock")
+    args = parser.parse_args(argv)
+    if not ipaddress.ip_address(args.host).is_loopback:
+        parser.error(f"--host {args.host} is not a loopback address")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    emulator = Emulator(args, read_secret(args.access_key_secret_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.cert, args.key)
+
+    if ":" in args.host:
+        Server.address_family = socket.AF_INET6
+    server = Server((args.host, args.port), Handler)
+    # The handshake runs in the request's thread, on first read, so a slow
+    # client cannot stall accept().
+    server.socket = context.wrap_socket(server.socket, server_side=True,
+                                        do_handshake_on_connect=False)
+    server.emulator = emulator
+    port = server.server_address[1]
+    if args.port_file:
+        tmp = args.port_file + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{port}\n")
+        os.replace(tmp, args.port_file)
+    sys.stderr.write(f"emulator: listening on https://{args.host}:{port}\n")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
