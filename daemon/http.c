@@ -24,6 +24,10 @@
 #define HTTP_CONNECT_TIMEOUT_MS 5000
 #define HTTP_USER_AGENT PACKAGE_NAME "/" PACKAGE_VERSION
 
+/* curl's timer drives its connect and transfer timeouts and its internal
+ * steps, so it fires with 1 ms accuracy instead of sd-event's 250 ms. */
+#define HTTP_TIMER_ACCURACY_USEC 1000u
+
 struct http_client {
 	sd_event *event;
 	CURLM *multi;
@@ -196,7 +200,8 @@ int http_client_new(sd_event *event, struct http_client **ret_client)
 		return -ENOMEM;
 	}
 	r = sd_event_add_time(event, &client->timer, CLOCK_MONOTONIC,
-			      UINT64_MAX, 0, http_on_timer, client);
+			      UINT64_MAX, HTTP_TIMER_ACCURACY_USEC,
+			      http_on_timer, client);
 	if (r < 0) {
 		http_client_free(client);
 		return r;

@@ -24,6 +24,10 @@
 
 #define USEC_PER_MSEC 1000u
 
+/* How late sd-event may fire the poll and deadline timers.  Its default,
+ * 250 ms, would stretch a short poll interval noticeably. */
+#define TASK_TIMER_ACCURACY_USEC (10 * USEC_PER_MSEC)
+
 struct task_waiter {
 	struct task_waiter *next;
 	task_notify_fn notify;
@@ -304,7 +308,8 @@ static void task_schedule_poll(struct task *task)
 				USEC_PER_MSEC;
 
 	if (sd_event_add_time(registry->event, &task->poll_timer,
-			      CLOCK_MONOTONIC, when, 0, task_on_poll_timer,
+			      CLOCK_MONOTONIC, when, TASK_TIMER_ACCURACY_USEC,
+			      task_on_poll_timer,
 			      task) < 0)
 		task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
 			  "cannot arm the poll timer");
@@ -504,7 +509,8 @@ int task_start(struct task_registry *registry, const char *user,
 	deadline = task->started_usec +
 		   (uint64_t)registry->config->ticket_timeout_ms * USEC_PER_MSEC;
 	r = sd_event_add_time(registry->event, &task->deadline_timer,
-			      CLOCK_MONOTONIC, deadline, 0, task_on_deadline,
+			      CLOCK_MONOTONIC, deadline,
+			      TASK_TIMER_ACCURACY_USEC, task_on_deadline,
 			      task);
 	if (r < 0) {
 		task_drop(task);
