@@ -16,10 +16,23 @@ if [ "$status" != 0 ]; then
 		fi
 	done
 fi
-# One closing line that counts every test program and every check inside
-# the integration scripts.
-pass=$(sed -n 's/^# PASS: *//p' test-suite.log 2>/dev/null || echo 0)
-fail=$(sed -n 's/^# FAIL: *//p' test-suite.log 2>/dev/null || echo 0)
-error=$(sed -n 's/^# ERROR: *//p' test-suite.log 2>/dev/null || echo 0)
-echo "tests: ${pass:-0} passed, $(( ${fail:-0} + ${error:-0} )) failed"
+# A closing line that counts the test programs, then the checks inside
+# the integration scripts, which each end their log with "N passed, M
+# failed".
+count() {
+	sed -n "s/^# $1: *//p" test-suite.log 2>/dev/null || echo 0
+}
+fail=$(($(count FAIL) + $(count ERROR)))
+checks_passed=0
+checks_failed=0
+for log in tests/integration/*.log; do
+	[ -f "$log" ] || continue
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+	[ -n "$line" ] || continue
+	set -- $line
+	checks_passed=$((checks_passed + $1))
+	checks_failed=$((checks_failed + $3))
+done
+echo "tests: $(count PASS) programs passed, $fail failed, $(count SKIP) skipped;" \
+	"integration checks: $checks_passed passed, $checks_failed failed"
 exit "$status"

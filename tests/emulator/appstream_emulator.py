@@ -15,7 +15,8 @@ State for tests lives in --state-dir:
 
 A FAULT is an object: "fail" names the fault (see FAULTS), "count" limits
 how many requests it hits (default: all), "delay_seconds" delays the reply,
-and "time_left" sets the Throttling header's TimeLeft.
+and "time_left" sets the Throttling header's TimeLeft.  Without "fail" the
+fault only delays the reply.
 
 GET /_emulator/stats returns counters for tests and benchmarks.  The server
 listens only on a loopback address.
@@ -193,7 +194,10 @@ class Emulator:
             return None
         key = end_user_id if end_user_id in faults else "*"
         fault = faults.get(key)
-        if not isinstance(fault, dict) or fault.get("fail") not in FAULTS:
+        if not isinstance(fault, dict):
+            return None
+        # A fault with only "delay_seconds" slows the reply and nothing else.
+        if fault.get("fail", None) not in FAULTS + (None,):
             return None
         count = fault.get("count")
         with self.lock:
@@ -285,7 +289,7 @@ class Emulator:
 
     def apply_fault(self, fault):
         """Raise the reply a fault asks for; task faults return their name."""
-        kind = fault["fail"]
+        kind = fault.get("fail")
         if kind == "http500":
             raise ApiError(500, "InternalError",
                            "The request processing has failed due to some "
@@ -510,7 +514,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                            json.dumps(body).encode(), e.headers)
             return
         except RawReply as e:
-            entry["result"] = "fault:" + fault["fail"]
+            entry["result"] = "fault:" + fault.get("fail", "")
             entry["status"] = e.status
             self.send_body(e.status, e.content_type, e.body)
             return

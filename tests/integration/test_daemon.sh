@@ -1,0 +1,254 @@
+#!/bin/bash
+# cloudapp-ticketd on its own: configuration errors, the wire protocol's
+# limits, root asking for any user, unclaimed tickets being dropped, calls
+# that do not wait on each other, sd_notify, and what the PAM module leaves
+# in the login process.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_tools
+setup_work
+start_emulator 1
+
+SECRET=$WORK/access-key-secret
+cp "$WORK/emulator-secret" "$SECRET"
+chmod 0600 "$SECRET"
+SOCKET=$WORK/ticketd.sock
+write_config good "$SECRET" < /dev/null
+start_daemon "$WORK/good.conf" "$SOCKET"
+DAEMON=$top_builddir/cloudapp-ticketd
+CTL=$top_builddir/cloudappctl
+
+passed=0
+failed=0
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok - $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $name"
+		failed=$((failed + 1))
+	fi
+}
+
+# Sends bytes (a Python bytes expression in $2) to socket $1, prints the
+# first reply, then "closed" if the daemon closed the connection after it
+# or "open" if not.
+raw_call() {
+	python3 - "$1" "$2" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(eval(sys.argv[2]))
+data = b""
+while b"\0" not in data:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\0")[0].decode())
+s.settimeout(1)
+try:
+    print("closed" if s.recv(1) == b"" else "open")
+except (socket.timeout, ConnectionResetError):
+    print("open")
+PY
+}
+
+# A daemon that does not start on a bad configuration, with an error that
+# names the file, the line and the setting.
+config_error_reported() {
+	write_config bad "$SECRET" <<'CONF'
+poll_interval = "fast";
+CONF
+	local line
+	line=$(grep -n '^poll_interval = "fast"' "$WORK/bad.conf" | cut -d: -f1)
+	# The good value written earlier in the file comes first; drop it.
+	sed -i '/^poll_interval = 0.2;$/d' "$WORK/bad.conf"
+	line=$((line - 1))
+	if "$DAEMON" --config "$WORK/bad.conf" --listen "$WORK/bad.sock" \
+		2> "$WORK/bad.err"; then
+		return 1
+	fi
+	cat "$WORK/bad.err"
+	[ ! -e "$WORK/bad.sock" ] &&
+		grep -q "$WORK/bad.conf:$line" "$WORK/bad.err" &&
+		grep -q "poll_interval" "$WORK/bad.err"
+}
+
+secret_file_mode_rejected() {
+	cp "$SECRET" "$WORK/shared-secret"
+	chmod 0640 "$WORK/shared-secret"
+	write_config shared "$WORK/shared-secret" < /dev/null
+	if "$DAEMON" --config "$WORK/shared.conf" --check-config \
+		2> "$WORK/shared.err"; then
+		return 1
+	fi
+	cat "$WORK/shared.err"
+	grep -q "access_key_secret_file" "$WORK/shared.err" &&
+		grep -q "$WORK/shared-secret" "$WORK/shared.err"
+}
+
+check_config_accepts_good() {
+	"$DAEMON" --config "$WORK/good.conf" --check-config | grep -q "valid"
+}
+
+malformed_message_rejected() {
+	raw_call "$SOCKET" 'b"{not json\0"' > "$WORK/malformed.out" || return 1
+	cat "$WORK/malformed.out"
+	grep -q "io.cloudapp.Ticketd.InvalidMessage" "$WORK/malformed.out" &&
+		tail -n 1 "$WORK/malformed.out" | grep -qx closed
+}
+
+oversized_message_rejected() {
+	raw_call "$SOCKET" 'b"{" + b" " * 70000' > "$WORK/oversized.out" ||
+		return 1
+	grep -q "io.cloudapp.Ticketd.InvalidMessage" "$WORK/oversized.out" &&
+		tail -n 1 "$WORK/oversized.out" | grep -qx closed
+}
+
+unknown_method_rejected() {
+	raw_call "$SOCKET" 'b"{\"method\":\"io.cloudapp.Ticketd.Nope\"}\0"' \
+		> "$WORK/unknown.out" || return 1
+	grep -q "org.varlink.service.MethodNotFound" "$WORK/unknown.out" &&
+		tail -n 1 "$WORK/unknown.out" | grep -qx open
+}
+
+# After the bad messages above, everyone else is still served.
+daemon_still_serves() {
+	"$CTL" --socket "$SOCKET" --quiet status > /dev/null
+}
+
+root_gets_any_ticket() {
+	"$CTL" --socket "$SOCKET" ticket --user bob \
+		> "$WORK/bob.ticket" 2> "$WORK/bob.progress" ||
+		{ cat "$WORK/bob.progress"; return 1; }
+	# cloudappctl ends the ticket with a newline; $(...) strips it.
+	[ "$(cat "$WORK/bob.ticket")" = "$(cat "$EMULATOR_STATE/tickets/bob")" ] &&
+		grep -q "waiting for the cloud app of bob" "$WORK/bob.progress"
+}
+
+# A ticket nobody picks up within pickup_timeout is wiped from memory.
+unclaimed_ticket_dropped() {
+	local socket=$WORK/pickup.sock i
+	write_config pickup "$SECRET" <<'CONF'
+pickup_timeout = 1;
+CONF
+	start_daemon "$WORK/pickup.conf" "$socket"
+	write_pam_service pickup "socket=$socket timeout=2"
+	pam_login pickup bob open_session > /dev/null 2>&1 || return 1
+	for ((i = 0; i < 100; i++)); do
+		"$CTL" --socket "$socket" status --json > "$WORK/pickup.json"
+		grep -q '"state": *"ready"' "$WORK/pickup.json" && break
+		sleep 0.1
+	done
+	grep -q '"state": *"ready"' "$WORK/pickup.json" ||
+		{ echo "the ticket never became ready"; return 1; }
+	for ((i = 0; i < 100; i++)); do
+		"$CTL" --socket "$socket" status --json > "$WORK/pickup.json"
+		grep -q '"user": *"bob"' "$WORK/pickup.json" || break
+		sleep 0.1
+	done
+	! grep -q '"user": *"bob"' "$WORK/pickup.json" &&
+		grep -q "not picked up within 1 s" "$WORK/daemon.log"
+}
+
+# A slow cloud answer for alice does not hold up bob's ticket.
+calls_do_not_wait_on_each_other() {
+	printf '{"alice": {"delay_seconds": 4}}\n' > "$EMULATOR_STATE/faults.json"
+	"$CTL" --socket "$SOCKET" --quiet ticket --user alice \
+		> /dev/null 2>&1 &
+	local alice=$!
+	sleep 0.5
+	"$CTL" --socket "$SOCKET" --quiet ticket --user bob > /dev/null
+	local bob_status=$?
+	# alice's first request is still in the emulator's 4 s delay.
+	kill -0 "$alice" 2>/dev/null
+	local alice_running=$?
+	rm -f "$EMULATOR_STATE/faults.json"
+	wait "$alice"
+	[ "$bob_status" = 0 ] && [ "$alice_running" = 0 ]
+}
+
+# READY=1 and STATUS= reach the socket named by NOTIFY_SOCKET, and SIGTERM
+# stops the daemon with status 0.
+notify_ready_and_stop() {
+	python3 - "$WORK/notify.sock" > "$WORK/notify.out" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(20)
+try:
+    while True:
+        message = s.recv(4096).decode()
+        print(message, flush=True)
+        if "STOPPING=1" in message:
+            break
+except socket.timeout:
+    pass
+PY
+	local listener=$! daemon status
+	wait_for "the notify socket" test -S "$WORK/notify.sock"
+	NOTIFY_SOCKET=$WORK/notify.sock "$DAEMON" --config "$WORK/good.conf" \
+		--listen "$WORK/notify-daemon.sock" 2>> "$WORK/daemon.log" &
+	daemon=$!
+	wait_for "READY=1" grep -q "READY=1" "$WORK/notify.out"
+	kill -TERM "$daemon"
+	wait "$daemon"
+	status=$?
+	wait "$listener"
+	cat "$WORK/notify.out"
+	[ "$status" = 0 ] && grep -q "^STATUS=" "$WORK/notify.out" &&
+		grep -q "STOPPING=1" "$WORK/notify.out"
+}
+
+pam_session_leaves_nothing() {
+	write_pam_service leak "socket=$SOCKET timeout=2"
+	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
+		python3 "$top_srcdir/tests/integration/pam_session.py" leak alice
+}
+
+pam_session_leaves_nothing_on_timeout() {
+	python3 - "$WORK/silent.sock" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(8)
+conns = []
+s.settimeout(1)
+end = time.time() + 20
+while time.time() < end:
+    try:
+        conns.append(s.accept()[0])
+    except socket.timeout:
+        pass
+PY
+	lib_pids+=($!)
+	wait_for "the silent socket" test -S "$WORK/silent.sock"
+	write_pam_service leak-silent "socket=$WORK/silent.sock timeout=1"
+	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
+		python3 "$top_srcdir/tests/integration/pam_session.py" \
+		leak-silent alice
+}
+
+check "config error names file, line, setting" config_error_reported
+check "group-readable secret file rejected" secret_file_mode_rejected
+check "check-config accepts a good file" check_config_accepts_good
+check "malformed message rejected" malformed_message_rejected
+check "oversized message rejected" oversized_message_rejected
+check "unknown method rejected" unknown_method_rejected
+check "daemon still serves after bad calls" daemon_still_serves
+check "root gets any user's ticket" root_gets_any_ticket
+check "unclaimed ticket dropped" unclaimed_ticket_dropped
+check "calls do not wait on each other" calls_do_not_wait_on_each_other
+check "sd_notify READY and clean stop" notify_ready_and_stop
+check "PAM session leaves no fd or thread" pam_session_leaves_nothing
+check "same when the daemon is silent" pam_session_leaves_nothing_on_timeout
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
