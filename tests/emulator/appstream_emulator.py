@@ -3,8 +3,8 @@
 
 It checks each request the way the Alibaba Cloud OpenAPI gateway does: the
 ACS3-HMAC-SHA256 signature recomputed from the bytes received, the
-x-acs-date within 15 minutes, the nonce not reused, and it answers errors
-with the gateway's JSON shape (RequestId, HostId, Code, Message, Recommend).
+x-acs-date within 15 minutes, the nonce not reused, and it returns errors
+in the gateway's JSON shape (RequestId, HostId, Code, Message, Recommend).
 Tasks stay Running for --task-seconds, then turn Finished with a base64
 ticket or, when a fault asks for it, Failed.
 
@@ -56,7 +56,7 @@ REQUIRED_SIGNED_HEADERS = (
 )
 TENANT_ID = 1234567890123456789  # past 2^53, to catch float parsing
 
-# Faults a test can ask for; each maps to the reply it makes.
+# Faults that a test can request, and the reply each one makes.
 FAULTS = (
     "task",  # the task ends Failed
     "never_finish",  # the task stays Running
@@ -135,7 +135,7 @@ def make_ticket():
 
 
 class ApiError(Exception):
-    """An error the gateway answers with its JSON shape."""
+    """An error that the gateway returns in its JSON shape."""
 
     def __init__(self, status, code, message, headers=None):
         super().__init__(message)
@@ -288,7 +288,7 @@ class Emulator:
                            "Specified parameter Version is not valid.")
 
     def apply_fault(self, fault):
-        """Raise the reply a fault asks for; task faults return their name."""
+        """Raise the reply that a fault requests, or return a task fault's name."""
         kind = fault.get("fail")
         if kind == "http500":
             raise ApiError(500, "InternalError",
@@ -326,7 +326,7 @@ class Emulator:
         return kind
 
     def get_ticket(self, params, fault_kind):
-        """Start or poll a task; return the response body as a dict."""
+        """Start or poll a task, and return the response body as a dict."""
         product_type = params.get("ProductType")
         end_user_id = params.get("EndUserId")
         if not product_type:

@@ -131,7 +131,8 @@ root_gets_any_ticket() {
 		grep -q "waiting for the cloud app of bob" "$WORK/bob.progress"
 }
 
-# A ticket nobody picks up within pickup_timeout is wiped from memory.
+# A ticket that no client picks up within pickup_timeout is wiped from
+# memory.
 unclaimed_ticket_dropped() {
 	local socket=$WORK/pickup.sock i
 	write_config pickup "$SECRET" <<'CONF'
@@ -156,7 +157,7 @@ CONF
 		grep -q "not picked up within 1 s" "$WORK/daemon.log"
 }
 
-# A slow cloud answer for alice does not hold up bob's ticket.
+# A slow cloud response for alice does not delay bob's ticket.
 calls_do_not_wait_on_each_other() {
 	printf '{"alice": {"delay_seconds": 4}}\n' > "$EMULATOR_STATE/faults.json"
 	"$CTL" --socket "$SOCKET" --quiet ticket --user alice \
