@@ -63,6 +63,7 @@
 #define CLOUDAPP_ERROR_TIMEOUT CLOUDAPP_INTERFACE ".Timeout"
 #define CLOUDAPP_ERROR_NO_TICKET CLOUDAPP_INTERFACE ".NoTicket"
 #define CLOUDAPP_ERROR_INTERNAL CLOUDAPP_INTERFACE ".InternalError"
+#define CLOUDAPP_ERROR_LIMIT_EXCEEDED CLOUDAPP_INTERFACE ".LimitExceeded"
 
 /* Accumulates bytes read from a socket and splits them into messages. */
 struct cloudapp_msgbuf {

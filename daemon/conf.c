@@ -24,10 +24,26 @@
 
 /* The settings the daemon knows; anything else is a likely typo. */
 static const char *const config_known_settings[] = {
-	"access_key_id",   "access_key_secret_file", "app_id",
-	"ca_file",	   "client_command",	     "end_user_id",
-	"endpoint",	   "pickup_timeout",	     "poll_interval",
-	"product_type",	   "request_timeout",	     "ticket_timeout",
+	"access_key_id",
+	"access_key_secret_file",
+	"app_id",
+	"ca_file",
+	"client_command",
+	"end_user_id",
+	"endpoint",
+	"idle_timeout",
+	"max_connections",
+	"max_connections_per_uid",
+	"max_requests_per_second",
+	"max_requests_per_uid",
+	"max_tasks",
+	"pickup_timeout",
+	"poll_backoff",
+	"poll_interval",
+	"poll_interval_max",
+	"product_type",
+	"request_timeout",
+	"ticket_timeout",
 };
 
 static int config_error(char **ret_error, const char *file, int line,
@@ -129,6 +145,67 @@ static int config_get_seconds(const config_t *cfg, const char *path,
 				    "%g seconds is out of range; use %g to %g",
 				    seconds, min_ms / 1000.0, max_ms / 1000.0);
 	*ret_ms = (int64_t)(seconds * 1000 + 0.5);
+	return 0;
+}
+
+/* Reads a number (integer or float) within [min, max]. */
+static int config_get_number(const config_t *cfg, const char *path,
+			     const char *name, double min, double max,
+			     double *ret, char **ret_error)
+{
+	config_setting_t *s = config_lookup(cfg, name);
+	double value;
+
+	if (!s)
+		return 0;
+	switch (config_setting_type(s)) {
+	case CONFIG_TYPE_INT:
+		value = config_setting_get_int(s);
+		break;
+	case CONFIG_TYPE_INT64:
+		value = (double)config_setting_get_int64(s);
+		break;
+	case CONFIG_TYPE_FLOAT:
+		value = config_setting_get_float(s);
+		break;
+	default:
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "must be a number");
+	}
+	if (!(value >= min && value <= max))
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "%g is out of range; use %g to %g", value,
+				    min, max);
+	*ret = value;
+	return 0;
+}
+
+/* Reads a whole number within [min, max]. */
+static int config_get_count(const config_t *cfg, const char *path,
+			    const char *name, unsigned min, unsigned max,
+			    unsigned *ret, char **ret_error)
+{
+	config_setting_t *s = config_lookup(cfg, name);
+	long long value;
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT)
+		value = config_setting_get_int(s);
+	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
+		value = config_setting_get_int64(s);
+	else
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "must be a whole number");
+	if (value < min || value > max)
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "%lld is out of range; use %u to %u", value,
+				    min, max);
+	*ret = (unsigned)value;
 	return 0;
 }
 
@@ -346,6 +423,8 @@ static int config_get_durations(struct daemon_config *config,
 	config->ticket_timeout_ms = CONFIG_TICKET_TIMEOUT_DEFAULT_MS;
 	config->request_timeout_ms = CONFIG_REQUEST_TIMEOUT_DEFAULT_MS;
 	config->pickup_timeout_ms = CONFIG_PICKUP_TIMEOUT_DEFAULT_MS;
+	config->poll_interval_max_ms = CONFIG_POLL_INTERVAL_MAX_DEFAULT_MS;
+	config->idle_timeout_ms = CONFIG_IDLE_TIMEOUT_DEFAULT_MS;
 
 	r = config_get_seconds(cfg, path, "poll_interval",
 			       CONFIG_POLL_INTERVAL_MIN_MS,
@@ -363,6 +442,64 @@ static int config_get_durations(struct daemon_config *config,
 		r = config_get_seconds(cfg, path, "pickup_timeout", 1000,
 				       CONFIG_PICKUP_TIMEOUT_MAX_MS,
 				       &config->pickup_timeout_ms, ret_error);
+	if (r == 0)
+		r = config_get_seconds(cfg, path, "poll_interval_max",
+				       CONFIG_POLL_INTERVAL_MIN_MS,
+				       CONFIG_POLL_INTERVAL_MAX_MS,
+				       &config->poll_interval_max_ms, ret_error);
+	if (r == 0)
+		r = config_get_seconds(cfg, path, "idle_timeout", 0,
+				       CONFIG_IDLE_TIMEOUT_MAX_MS,
+				       &config->idle_timeout_ms, ret_error);
+	/* An unset cap follows a long poll_interval up. */
+	if (r == 0 && !config_lookup(cfg, "poll_interval_max") &&
+	    config->poll_interval_max_ms < config->poll_interval_ms)
+		config->poll_interval_max_ms = config->poll_interval_ms;
+	if (r == 0 && config->poll_interval_max_ms < config->poll_interval_ms)
+		r = config_error(ret_error, path,
+				 setting_line(cfg, "poll_interval_max"),
+				 "poll_interval_max",
+				 "%g seconds is less than poll_interval (%g "
+				 "seconds); raise it",
+				 config->poll_interval_max_ms / 1000.0,
+				 config->poll_interval_ms / 1000.0);
+	return r;
+}
+
+/* Reads the poll growth factor and the limits. */
+static int config_get_limits(struct daemon_config *config,
+			     const config_t *cfg, char **ret_error)
+{
+	const char *path = config->path;
+	int r;
+
+	config->poll_backoff = CONFIG_POLL_BACKOFF_DEFAULT;
+	config->max_tasks = CONFIG_MAX_TASKS_DEFAULT;
+	config->max_requests_per_second = CONFIG_MAX_REQUESTS_PER_SECOND_DEFAULT;
+	config->max_connections = CONFIG_MAX_CONNECTIONS_DEFAULT;
+	config->max_connections_per_uid = CONFIG_MAX_CONNECTIONS_PER_UID_DEFAULT;
+	config->max_requests_per_uid = CONFIG_MAX_REQUESTS_PER_UID_DEFAULT;
+
+	r = config_get_number(cfg, path, "poll_backoff", 1.0, 4.0,
+			      &config->poll_backoff, ret_error);
+	if (r == 0)
+		r = config_get_count(cfg, path, "max_tasks", 1, 100000,
+				     &config->max_tasks, ret_error);
+	if (r == 0)
+		r = config_get_number(cfg, path, "max_requests_per_second", 0.1,
+				      10000, &config->max_requests_per_second,
+				      ret_error);
+	if (r == 0)
+		r = config_get_count(cfg, path, "max_connections", 1, 100000,
+				     &config->max_connections, ret_error);
+	if (r == 0)
+		r = config_get_count(cfg, path, "max_connections_per_uid", 1,
+				     100000, &config->max_connections_per_uid,
+				     ret_error);
+	if (r == 0)
+		r = config_get_count(cfg, path, "max_requests_per_uid", 1,
+				     100000, &config->max_requests_per_uid,
+				     ret_error);
 	return r;
 }
 
@@ -464,6 +601,8 @@ int config_load(const char *path, struct daemon_config **ret_config,
 		r = config_get_strings(config, &cfg, ret_error);
 	if (r == 0)
 		r = config_get_durations(config, &cfg, ret_error);
+	if (r == 0)
+		r = config_get_limits(config, &cfg, ret_error);
 	if (r == 0)
 		r = config_get_command(config, &cfg, ret_error);
 	if (r == 0)

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 /* Defaults and bounds, in milliseconds. */
-#define CONFIG_POLL_INTERVAL_DEFAULT_MS 1000
+#define CONFIG_POLL_INTERVAL_DEFAULT_MS 500
 #define CONFIG_POLL_INTERVAL_MIN_MS 100
 #define CONFIG_POLL_INTERVAL_MAX_MS 60000
 #define CONFIG_TICKET_TIMEOUT_DEFAULT_MS 120000
@@ -19,6 +19,20 @@
 #define CONFIG_REQUEST_TIMEOUT_MAX_MS 120000
 #define CONFIG_PICKUP_TIMEOUT_DEFAULT_MS 60000
 #define CONFIG_PICKUP_TIMEOUT_MAX_MS 3600000
+#define CONFIG_POLL_INTERVAL_MAX_DEFAULT_MS 5000
+#define CONFIG_IDLE_TIMEOUT_DEFAULT_MS 300000
+#define CONFIG_IDLE_TIMEOUT_MAX_MS 86400000
+
+/* Defaults of the growth factor of the poll interval and of the limits.
+ * NOTE: the API's own flow control for GetConnectionTicket is not
+ * published; lower max_requests_per_second if the cloud answers with
+ * Throttling. */
+#define CONFIG_POLL_BACKOFF_DEFAULT 1.5
+#define CONFIG_MAX_TASKS_DEFAULT 200
+#define CONFIG_MAX_REQUESTS_PER_SECOND_DEFAULT 20.0
+#define CONFIG_MAX_CONNECTIONS_DEFAULT 4096
+#define CONFIG_MAX_CONNECTIONS_PER_UID_DEFAULT 16
+#define CONFIG_MAX_REQUESTS_PER_UID_DEFAULT 30
 
 /* Longest accepted string setting and secret, in bytes. */
 #define CONFIG_STRING_MAX 4096
@@ -38,6 +52,14 @@ struct daemon_config {
 	int64_t ticket_timeout_ms;
 	int64_t request_timeout_ms;
 	int64_t pickup_timeout_ms;
+	int64_t poll_interval_max_ms; /* the cap of the growing interval */
+	double poll_backoff;	      /* each wait is the last one times this */
+	int64_t idle_timeout_ms;      /* 0: never exit when idle */
+	unsigned max_tasks;	      /* cloud tasks in flight */
+	double max_requests_per_second;
+	unsigned max_connections;
+	unsigned max_connections_per_uid; /* not for root */
+	unsigned max_requests_per_uid;	  /* per minute, not for root */
 	char **client_command; /* NULL-terminated, or NULL */
 };
 

@@ -28,9 +28,15 @@
  * steps, so it fires with 1 ms accuracy instead of sd-event's 250 ms. */
 #define HTTP_TIMER_ACCURACY_USEC 1000u
 
+/* Connections kept open to the endpoint.  With HTTP/1.1 each carries one
+ * request at a time and further requests wait inside curl; with HTTP/2
+ * they share connections. */
+#define HTTP_CONNECTIONS_PER_HOST 32
+
 struct http_client {
 	sd_event *event;
 	CURLM *multi;
+	CURLSH *share; /* TLS sessions and DNS answers for every transfer */
 	sd_event_source *timer;
 	struct http_transfer *transfers; /* every transfer in flight */
 };
@@ -47,6 +53,7 @@ struct http_transfer {
 	size_t response_len, response_cap;
 	bool too_large;
 	char *date;
+	char *rate_limit_api, *rate_limit_user;
 	http_done_fn done;
 	void *userdata;
 	char error[CURL_ERROR_SIZE];
@@ -74,6 +81,8 @@ static void transfer_free(struct http_transfer *t)
 	cloudapp_wipe(t->response_body, t->response_cap);
 	free(t->response_body);
 	free(t->date);
+	free(t->rate_limit_api);
+	free(t->rate_limit_user);
 	free(t);
 }
 
@@ -102,6 +111,8 @@ static void http_collect_done(struct http_client *client)
 		response.body = t->response_body ? t->response_body : "";
 		response.body_len = t->response_len;
 		response.date = t->date;
+		response.rate_limit = t->rate_limit_api ? t->rate_limit_api :
+							  t->rate_limit_user;
 		t->done(&response, t->userdata);
 		transfer_free(t);
 	}
@@ -213,6 +224,22 @@ int http_client_new(sd_event *event, struct http_client **ret_client)
 	curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
 	curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
 	curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
+	curl_multi_setopt(client->multi, CURLMOPT_PIPELINING,
+			  (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(client->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)HTTP_CONNECTIONS_PER_HOST);
+
+	/* Every transfer is a new easy handle, so TLS session resumption
+	 * needs the shared session cache.  The loop is single-threaded, so
+	 * the share needs no lock functions. */
+	client->share = curl_share_init();
+	if (!client->share) {
+		http_client_free(client);
+		return -ENOMEM;
+	}
+	curl_share_setopt(client->share, CURLSHOPT_SHARE,
+			  CURL_LOCK_DATA_SSL_SESSION);
+	curl_share_setopt(client->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
 	*ret_client = client;
 	return 0;
 }
@@ -225,6 +252,8 @@ void http_client_free(struct http_client *client)
 		transfer_free(client->transfers);
 	if (client->multi)
 		curl_multi_cleanup(client->multi);
+	if (client->share)
+		curl_share_cleanup(client->share);
 	sd_event_source_disable_unref(client->timer);
 	sd_event_unref(client->event);
 	free(client);
@@ -262,26 +291,40 @@ static size_t http_write_cb(char *data, size_t size, size_t n, void *userdata)
 	return len;
 }
 
+/* Keeps the value of header line data when it is the header name. */
+static void http_keep_header(const char *data, size_t len, const char *name,
+			     char **ret_value)
+{
+	size_t name_len = strlen(name);
+	const char *value;
+	size_t value_len;
+
+	if (len <= name_len || strncasecmp(data, name, name_len) != 0 ||
+	    data[name_len] != ':')
+		return;
+	value = data + name_len + 1;
+	value_len = len - name_len - 1;
+	while (value_len && (*value == ' ' || *value == '\t')) {
+		value++;
+		value_len--;
+	}
+	while (value_len && (value[value_len - 1] == '\r' ||
+			     value[value_len - 1] == '\n'))
+		value_len--;
+	free(*ret_value);
+	*ret_value = strndup(value, value_len);
+}
+
 static size_t http_header_cb(char *data, size_t size, size_t n,
 			     void *userdata)
 {
 	struct http_transfer *t = userdata;
 	size_t len = size * n;
 
-	if (len > 5 && strncasecmp(data, "date:", 5) == 0) {
-		const char *value = data + 5;
-		size_t value_len = len - 5;
-
-		while (value_len && (*value == ' ' || *value == '\t')) {
-			value++;
-			value_len--;
-		}
-		while (value_len && (value[value_len - 1] == '\r' ||
-				     value[value_len - 1] == '\n'))
-			value_len--;
-		free(t->date);
-		t->date = strndup(value, value_len);
-	}
+	http_keep_header(data, len, "date", &t->date);
+	http_keep_header(data, len, "x-ratelimit-user-api",
+			 &t->rate_limit_api);
+	http_keep_header(data, len, "x-ratelimit-user", &t->rate_limit_user);
 	return len;
 }
 
@@ -349,6 +392,9 @@ static int transfer_setup(struct http_transfer *t,
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(e, CURLOPT_SHARE, t->client->share);
+	/* HTTP/2 when the server offers it in ALPN, else HTTP/1.1. */
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	return 0;
 }
 

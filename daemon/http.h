@@ -22,6 +22,8 @@ struct http_response {
 	const char *body;  /* NUL-terminated; may be empty */
 	size_t body_len;
 	const char *date;  /* the Date header, or NULL */
+	/* x-ratelimit-user-api, else x-ratelimit-user, or NULL */
+	const char *rate_limit;
 };
 
 /* Called once per transfer; response and its strings die after it returns. */

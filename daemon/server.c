@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include "mapping.h"
 #include "peer.h"
 #include "protocol.h"
+#include "ratelimit.h"
 #include "util.h"
 
 struct listener {
@@ -55,11 +57,14 @@ struct server {
 	struct listener *listeners;
 	struct connection *connections;
 	unsigned n_connections;
+	bool accepting; /* false while max_connections are open */
+	struct uid_counter *uid_requests;
 	void (*changed)(void *userdata);
 	void *changed_userdata;
 };
 
 static void connection_process(struct connection *c);
+static void server_set_accepting(struct server *server, bool accepting);
 
 static void connection_free(struct connection *c)
 {
@@ -74,6 +79,9 @@ static void connection_free(struct connection *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	server->n_connections--;
+	if (!server->accepting &&
+	    server->n_connections < server->config->max_connections)
+		server_set_accepting(server, true);
 
 	sd_event_source_disable_unref(c->source);
 	sd_event_source_disable_unref(c->resume);
@@ -218,11 +226,29 @@ static void json_add_string(json_object *object, const char *key,
 static json_object *task_state_parameters(struct task *task)
 {
 	json_object *p = json_object_new_object();
+	unsigned position = task_get_queue_position(task);
 
 	json_add_string(p, "state", task_state_name(task_get_state(task)));
 	json_add_string(p, "user", task_get_user(task));
 	json_add_string(p, "end_user_id", task_get_end_user_id(task));
 	json_add_string(p, "task_id", task_get_task_id(task));
+	json_add_string(p, "waiting", task_get_wait_name(task));
+	if (position > 0)
+		json_object_object_add(p, "queue_position",
+				       json_object_new_int64(position));
+	return p;
+}
+
+/* The state, the calls made and the time spent, for a progress reply. */
+static json_object *task_progress_parameters(struct task *task)
+{
+	json_object *p = task_state_parameters(task);
+
+	json_object_object_add(p, "polls",
+			       json_object_new_int64(task_get_polls(task)));
+	json_object_object_add(
+		p, "elapsed_ms",
+		json_object_new_int64((int64_t)(task_get_age_usec(task) / 1000)));
 	return p;
 }
 
@@ -345,12 +371,7 @@ static void connection_on_task(struct task *task, void *userdata)
 	}
 	if (!c->more)
 		return;
-	p = task_state_parameters(task);
-	json_object_object_add(p, "polls",
-			       json_object_new_int64(task_get_polls(task)));
-	json_object_object_add(
-		p, "elapsed_ms",
-		json_object_new_int64((int64_t)(task_get_age_usec(task) / 1000)));
+	p = task_progress_parameters(task);
 	connection_reply(c, p, true);
 }
 
@@ -403,18 +424,94 @@ static char *connection_authorize(struct connection *c,
 	return end_user_id;
 }
 
+/*
+ * Counts a request that starts a cloud task against the caller's
+ * max_requests_per_uid.  Root, which opens every PAM session, is not
+ * counted.  Returns true when the request may go on; otherwise the error
+ * was sent (c may be freed: *ret_alive says).
+ */
+static bool connection_within_rate(struct connection *c, const char *user,
+				   bool *ret_alive)
+{
+	struct server *server = c->server;
+	struct log_ids ids = { .user = user };
+	uint64_t now = 0, retry_usec = 0;
+
+	*ret_alive = true;
+	if (c->peer.uid == 0)
+		return true;
+	sd_event_now(server->event, CLOCK_MONOTONIC, &now);
+	if (uid_counter_hit(server->uid_requests, c->peer.uid, now,
+			    &retry_usec))
+		return true;
+	log_ids(LOG_WARNING, &ids,
+		"uid %u started more than %u ticket tasks in a minute, "
+		"rejecting",
+		(unsigned)c->peer.uid, server->config->max_requests_per_uid);
+	*ret_alive = connection_error(
+		c, CLOUDAPP_ERROR_LIMIT_EXCEEDED, NULL,
+		"uid %u started more than %u ticket tasks in the last minute "
+		"(max_requests_per_uid); try again in %llu s",
+		(unsigned)c->peer.uid, server->config->max_requests_per_uid,
+		(unsigned long long)(retry_usec / 1000000 + 1));
+	return false;
+}
+
+/*
+ * Returns the task of end_user_id, starting one when there is none.  On
+ * failure returns NULL after sending the error (*ret_alive says whether c
+ * is still there).
+ */
+static struct task *connection_find_or_start(struct connection *c,
+					     const char *user,
+					     const char *end_user_id,
+					     bool *ret_alive)
+{
+	struct task *task = task_find(c->server->registry, end_user_id);
+	bool started;
+	int r;
+
+	/* A running task is joined; a ready ticket or a failed result
+	 * waits for pickup and is handed out once. */
+	*ret_alive = true;
+	if (task)
+		return task;
+	if (!connection_within_rate(c, user, ret_alive))
+		return NULL;
+	r = task_start(c->server->registry, user, end_user_id, &task,
+		       &started);
+	if (r < 0) {
+		*ret_alive = connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
+					      "cannot start the ticket task: "
+					      "%s",
+					      strerror(-r));
+		return NULL;
+	}
+	return task;
+}
+
 static bool connection_start_ticket(struct connection *c,
 				    json_object *parameters)
 {
 	const char *user;
 	char *end_user_id;
-	struct task *task;
+	struct task *task = NULL;
 	bool started, alive;
 	int r;
 
 	end_user_id = connection_authorize(c, parameters, &user, &alive);
 	if (!end_user_id)
 		return alive;
+	/* StartTicket replaces a failed result with a new task. */
+	task = task_find(c->server->registry, end_user_id);
+	if (task && task_get_state(task) != TASK_FAILED) {
+		free(end_user_id);
+		return connection_reply(c, task_state_parameters(task), false);
+	}
+	if (!connection_within_rate(c, user, &alive)) {
+		free(end_user_id);
+		return alive;
+	}
 	r = task_start(c->server->registry, user, end_user_id, &task,
 		       &started);
 	free(end_user_id);
@@ -431,8 +528,7 @@ static bool connection_get_ticket(struct connection *c,
 	const char *user;
 	char *end_user_id;
 	struct task *task;
-	bool started, alive;
-	int r;
+	bool alive;
 
 	end_user_id = connection_authorize(c, parameters, &user, &alive);
 	if (!end_user_id)
@@ -440,20 +536,10 @@ static bool connection_get_ticket(struct connection *c,
 
 	/* A finished task found here was started earlier (at login); its
 	 * result, ticket or error, is handed out once. */
-	task = task_find(c->server->registry, user);
-	if (!task || strcmp(task_get_end_user_id(task), end_user_id) != 0) {
-		r = task_start(c->server->registry, user, end_user_id, &task,
-			       &started);
-		if (r < 0) {
-			free(end_user_id);
-			return connection_error(c, CLOUDAPP_ERROR_INTERNAL,
-						NULL,
-						"cannot start the ticket task: "
-						"%s",
-						strerror(-r));
-		}
-	}
+	task = connection_find_or_start(c, user, end_user_id, &alive);
 	free(end_user_id);
+	if (!task)
+		return alive;
 
 	if (task_get_state(task) == TASK_READY ||
 	    task_get_state(task) == TASK_FAILED) {
@@ -467,17 +553,8 @@ static bool connection_get_ticket(struct connection *c,
 		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
 					"out of memory");
 	c->task = task;
-	if (c->more) {
-		json_object *p = task_state_parameters(task);
-
-		json_object_object_add(p, "polls",
-				       json_object_new_int64(task_get_polls(task)));
-		json_object_object_add(
-			p, "elapsed_ms",
-			json_object_new_int64(
-				(int64_t)(task_get_age_usec(task) / 1000)));
-		return connection_reply(c, p, true);
-	}
+	if (c->more)
+		return connection_reply(c, task_progress_parameters(task), true);
 	connection_update_events(c);
 	return true;
 }
@@ -494,9 +571,9 @@ static bool connection_drop_ticket(struct connection *c,
 	end_user_id = connection_authorize(c, parameters, &user, &alive);
 	if (!end_user_id)
 		return alive;
+	task = task_find(c->server->registry, end_user_id);
 	free(end_user_id);
 
-	task = task_find(c->server->registry, user);
 	p = json_object_new_object();
 	json_object_object_add(p, "dropped", json_object_new_boolean(task != NULL));
 	if (task) {
@@ -511,6 +588,7 @@ static bool connection_drop_ticket(struct connection *c,
 
 struct status_context {
 	const struct peer *peer;
+	const char *end_user_id; /* the caller's, or NULL for root */
 	json_object *tasks;
 };
 
@@ -519,8 +597,10 @@ static void status_add_task(struct task *task, void *userdata)
 	struct status_context *ctx = userdata;
 	json_object *t;
 
+	/* Others see the tasks of their own EndUserId. */
 	if (ctx->peer->uid != 0 &&
-	    (!ctx->peer->name || strcmp(ctx->peer->name, task_get_user(task))))
+	    (!ctx->end_user_id ||
+	     strcmp(ctx->end_user_id, task_get_end_user_id(task)) != 0))
 		return;
 	t = task_state_parameters(task);
 	json_object_object_add(
@@ -535,7 +615,14 @@ static bool connection_get_status(struct connection *c)
 	json_object *p = json_object_new_object();
 	struct status_context ctx = { .peer = &c->peer,
 				      .tasks = json_object_new_array() };
+	char *end_user_id = NULL, *error = NULL;
+	bool alive;
 
+	if (c->peer.uid != 0 && c->peer.name &&
+	    mapping_end_user_id(config->end_user_id, c->peer.name,
+				&end_user_id, &error) < 0)
+		free(error);
+	ctx.end_user_id = end_user_id;
 	json_add_string(p, "version", PACKAGE_VERSION);
 	/* Account details are for the administrator only. */
 	if (c->peer.uid == 0) {
@@ -545,7 +632,9 @@ static bool connection_get_status(struct connection *c)
 	}
 	task_registry_foreach(c->server->registry, status_add_task, &ctx);
 	json_object_object_add(p, "tasks", ctx.tasks);
-	return connection_reply(c, p, false);
+	alive = connection_reply(c, p, false);
+	free(end_user_id);
+	return alive;
 }
 
 /* Handles one call; returns false if c was freed. */
@@ -661,6 +750,42 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 	return 0;
 }
 
+static void server_set_accepting(struct server *server, bool accepting)
+{
+	server->accepting = accepting;
+	for (struct listener *l = server->listeners; l; l = l->next)
+		sd_event_source_set_enabled(l->source, accepting ? SD_EVENT_ON :
+								   SD_EVENT_OFF);
+}
+
+/*
+ * Enforces max_connections_per_uid for a new connection c, so that one
+ * local user cannot take every connection.  Returns false when c was
+ * rejected and freed.
+ */
+static bool server_check_uid_connections(struct server *server,
+					 struct connection *c)
+{
+	unsigned count = 0;
+
+	if (c->peer.uid == 0)
+		return true;
+	for (struct connection *o = server->connections; o; o = o->next)
+		if (o->peer.uid == c->peer.uid)
+			count++;
+	if (count <= server->config->max_connections_per_uid)
+		return true;
+	log_warning("uid %u has %u connections open "
+		    "(max_connections_per_uid), rejecting a new one",
+		    (unsigned)c->peer.uid, count - 1);
+	c->close_after_output = true;
+	connection_error(c, CLOUDAPP_ERROR_LIMIT_EXCEEDED, NULL,
+			 "uid %u already has %u connections open "
+			 "(max_connections_per_uid); close one and retry",
+			 (unsigned)c->peer.uid, count - 1);
+	return false;
+}
+
 static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
 			    void *userdata)
 {
@@ -672,12 +797,6 @@ static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
 	if (cfd < 0) {
 		if (errno != EAGAIN && errno != EINTR)
 			log_warning("accept failed: %s", strerror(errno));
-		return 0;
-	}
-	if (server->n_connections >= SERVER_CONNECTIONS_MAX) {
-		log_warning("%d connections open, closing a new one",
-			    SERVER_CONNECTIONS_MAX);
-		close(cfd);
 		return 0;
 	}
 
@@ -700,6 +819,17 @@ static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
 			    connection_on_io, c) < 0) {
 		log_warning("cannot set up a new connection, closing it");
 		connection_free(c);
+		return 0;
+	}
+	if (!server_check_uid_connections(server, c))
+		return 0;
+	if (server->n_connections >= server->config->max_connections) {
+		/* The kernel keeps further clients in the backlog until a
+		 * connection closes. */
+		log_warning("%u connections open (max_connections), not "
+			    "accepting more until one closes",
+			    server->n_connections);
+		server_set_accepting(server, false);
 	}
 	return 0;
 }
@@ -714,8 +844,30 @@ int server_new(sd_event *event, const struct daemon_config *config,
 	server->event = sd_event_ref(event);
 	server->config = config;
 	server->registry = registry;
+	server->accepting = true;
+	server->uid_requests = uid_counter_new(config->max_requests_per_uid);
+	if (!server->uid_requests) {
+		server_free(server);
+		return -ENOMEM;
+	}
 	*ret_server = server;
 	return 0;
+}
+
+unsigned server_count_connections(const struct server *server)
+{
+	return server->n_connections;
+}
+
+bool server_has_pending(const struct server *server)
+{
+	for (struct listener *l = server->listeners; l; l = l->next) {
+		struct pollfd pfd = { .fd = l->fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN))
+			return true;
+	}
+	return false;
 }
 
 void server_free(struct server *server)
@@ -732,6 +884,7 @@ void server_free(struct server *server)
 		close(l->fd);
 		free(l);
 	}
+	uid_counter_free(server->uid_requests);
 	sd_event_unref(server->event);
 	free(server);
 }
@@ -750,6 +903,8 @@ int server_add_listener(struct server *server, int fd)
 		free(l);
 		return r;
 	}
+	if (!server->accepting)
+		sd_event_source_set_enabled(l->source, SD_EVENT_OFF);
 	l->next = server->listeners;
 	server->listeners = l;
 	return 0;

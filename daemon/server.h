@@ -7,13 +7,11 @@
 #ifndef CLOUDAPP_SERVER_H
 #define CLOUDAPP_SERVER_H
 
+#include <stdbool.h>
 #include <systemd/sd-event.h>
 
 #include "conf.h"
 #include "task.h"
-
-/* Most connections open at once; more are closed right after accept. */
-#define SERVER_CONNECTIONS_MAX 4096
 
 /* Most reply bytes queued for a client that does not read. */
 #define SERVER_OUTPUT_MAX (1024 * 1024)
@@ -27,6 +25,12 @@ void server_free(struct server *server);
 
 /* Serves a listening socket; the server takes ownership of fd. */
 int server_add_listener(struct server *server, int fd);
+
+/* Returns the number of open client connections. */
+unsigned server_count_connections(const struct server *server);
+
+/* Returns true when a client waits in a listening socket's backlog. */
+bool server_has_pending(const struct server *server);
 
 /* Calls changed(userdata) after each call handled, e.g. to update STATUS=. */
 void server_set_changed_callback(struct server *server,

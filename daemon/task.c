@@ -1,9 +1,14 @@
 /*
  * The ticket task state machine.  A task makes the first GetConnectionTicket
- * call, then polls with the TaskId every poll_interval until TaskStatus is
- * Finished or Failed, all within ticket_timeout.  The finished result goes
- * to the waiters present at that moment; with none, it stays in memory for
- * pickup_timeout and is then wiped.
+ * call, then polls with the TaskId until TaskStatus is Finished or Failed,
+ * all within ticket_timeout.  Callers asking for the same EndUserId share
+ * one task.  The finished result goes to the waiters present at that
+ * moment; with none, it stays in memory for pickup_timeout and is wiped.
+ *
+ * Two limits order the work.  At most max_tasks tasks run at once, and
+ * later ones queue for a slot in arrival order.  Every API request, first
+ * call, poll or retry, takes a token from a bucket refilled at
+ * max_requests_per_second, and requests without a token queue in order.
  */
 
 #include "config.h"
@@ -17,9 +22,13 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "http.h"
+#include "ratelimit.h"
 #include "log.h"
 #include "protocol.h"
+#include "retry.h"
 #include "util.h"
 
 #define USEC_PER_MSEC 1000u
@@ -27,6 +36,17 @@
 /* How late sd-event may fire the poll and deadline timers.  Its default,
  * 250 ms, would stretch a short poll interval noticeably. */
 #define TASK_TIMER_ACCURACY_USEC (10 * USEC_PER_MSEC)
+
+/* Weight of the newest task in the learned task duration. */
+#define TASK_DURATION_WEIGHT 0.3
+
+/* When the first poll already finds the ticket, the task may have been
+ * faster than the estimate; shrink the sample so the estimate can follow
+ * faster tasks down. */
+#define TASK_DURATION_EARLY_FACTOR 0.95
+
+/* A clock offset smaller than this is not worth a correction. */
+#define TASK_CLOCK_OFFSET_MIN_SEC 2
 
 struct task_waiter {
 	struct task_waiter *next;
@@ -36,20 +56,37 @@ struct task_waiter {
 
 struct task {
 	struct task_registry *registry;
-	struct task *next, *prev;
+	struct task *next, *prev;	      /* every task, oldest first */
+	struct task *queue_next, *queue_prev; /* slot or send queue */
+	enum task_queue {
+		QUEUE_NONE,
+		QUEUE_SLOT,
+		QUEUE_SEND,
+	} queue;
 	char *user;
 	char *end_user_id;
 	char *task_id;
 	enum task_state state;
-	unsigned polls;
+	enum task_wait wait;
+	bool has_slot;
+	unsigned polls;	   /* API requests answered */
+	unsigned attempts; /* failed requests in a row */
+	int64_t next_interval_ms;
 	uint64_t started_usec;
+	uint64_t first_sent_usec; /* when the first call was sent */
+	uint64_t last_sent_usec;  /* when the newest request was sent */
+	uint64_t prev_sent_usec;
 	struct api_result result;
 	struct task_error error;
 	struct http_transfer *transfer;
-	sd_event_source *poll_timer;
+	sd_event_source *poll_timer; /* the next poll or retry */
 	sd_event_source *deadline_timer;
 	sd_event_source *expiry_timer;
 	struct task_waiter *waiters;
+};
+
+struct task_queue_list {
+	struct task *head, *tail;
 };
 
 struct task_registry {
@@ -57,16 +94,31 @@ struct task_registry {
 	const struct daemon_config *config;
 	struct http_client *http;
 	struct task *tasks, *tasks_tail;
+	unsigned running; /* tasks holding a slot */
+	struct task_queue_list slot_queue, send_queue;
+	struct token_bucket bucket;
+	sd_event_source *send_timer; /* wakes the send queue for a token */
+	int64_t clock_offset_sec;    /* server time minus local time */
+	double expected_duration_usec; /* learned; 0 until a task finished */
 };
 
 static const char *const task_state_names[] = {
+	[TASK_QUEUED] = "queued",
 	[TASK_STARTING] = "starting",
 	[TASK_RUNNING] = "running",
 	[TASK_READY] = "ready",
 	[TASK_FAILED] = "failed",
 };
 
+static const char *const task_wait_names[] = {
+	[TASK_WAIT_NONE] = NULL,
+	[TASK_WAIT_TASK_LIMIT] = "task_limit",
+	[TASK_WAIT_RATE_LIMIT] = "rate_limit",
+	[TASK_WAIT_RETRY] = "retry",
+};
+
 static void task_send_call(struct task *task);
+static void task_request_send(struct task *task);
 
 static struct log_ids task_log_ids(const struct task *task,
 				   const char *request_id, const char *code)
@@ -88,6 +140,56 @@ static uint64_t task_now(const struct task_registry *registry)
 	return now;
 }
 
+static bool task_is_running(const struct task *task)
+{
+	return task->state == TASK_QUEUED || task->state == TASK_STARTING ||
+	       task->state == TASK_RUNNING;
+}
+
+/* --- queues ---------------------------------------------------------- */
+
+static struct task_queue_list *queue_list(struct task_registry *registry,
+					  enum task_queue queue)
+{
+	return queue == QUEUE_SLOT ? &registry->slot_queue :
+				     &registry->send_queue;
+}
+
+static void queue_remove(struct task *task)
+{
+	struct task_queue_list *list;
+
+	if (task->queue == QUEUE_NONE)
+		return;
+	list = queue_list(task->registry, task->queue);
+	if (task->queue_prev)
+		task->queue_prev->queue_next = task->queue_next;
+	else
+		list->head = task->queue_next;
+	if (task->queue_next)
+		task->queue_next->queue_prev = task->queue_prev;
+	else
+		list->tail = task->queue_prev;
+	task->queue_next = task->queue_prev = NULL;
+	task->queue = QUEUE_NONE;
+}
+
+static void queue_append(struct task *task, enum task_queue queue)
+{
+	struct task_queue_list *list = queue_list(task->registry, queue);
+
+	queue_remove(task);
+	task->queue = queue;
+	task->queue_prev = list->tail;
+	if (list->tail)
+		list->tail->queue_next = task;
+	else
+		list->head = task;
+	list->tail = task;
+}
+
+/* --- the registry ---------------------------------------------------- */
+
 int task_registry_new(sd_event *event, const struct daemon_config *config,
 		      struct task_registry **ret_registry)
 {
@@ -99,6 +201,9 @@ int task_registry_new(sd_event *event, const struct daemon_config *config,
 		return -ENOMEM;
 	registry->event = sd_event_ref(event);
 	registry->config = config;
+	/* A burst of one second's worth of requests, at least one. */
+	token_bucket_init(&registry->bucket, config->max_requests_per_second,
+			  config->max_requests_per_second, task_now(registry));
 	r = http_client_new(event, &registry->http);
 	if (r < 0) {
 		sd_event_unref(registry->event);
@@ -115,6 +220,7 @@ void task_registry_free(struct task_registry *registry)
 		return;
 	while (registry->tasks)
 		task_drop(registry->tasks);
+	sd_event_source_disable_unref(registry->send_timer);
 	http_client_free(registry->http);
 	sd_event_unref(registry->event);
 	free(registry);
@@ -127,7 +233,7 @@ void task_registry_count(const struct task_registry *registry,
 
 	for (const struct task *t = registry->tasks; t; t = t->next) {
 		total++;
-		if (t->state == TASK_STARTING || t->state == TASK_RUNNING)
+		if (task_is_running(t))
 			running++;
 	}
 	*ret_total = total;
@@ -146,13 +252,95 @@ void task_registry_foreach(struct task_registry *registry,
 	}
 }
 
-struct task *task_find(struct task_registry *registry, const char *user)
+struct task *task_find(struct task_registry *registry,
+		       const char *end_user_id)
 {
 	for (struct task *t = registry->tasks; t; t = t->next)
-		if (strcmp(t->user, user) == 0)
+		if (strcmp(t->end_user_id, end_user_id) == 0)
 			return t;
 	return NULL;
 }
+
+/* --- slots and tokens ------------------------------------------------ */
+
+/* Gives free slots to queued tasks, oldest first. */
+static void registry_fill_slots(struct task_registry *registry)
+{
+	while (registry->slot_queue.head &&
+	       registry->running < registry->config->max_tasks) {
+		struct task *task = registry->slot_queue.head;
+
+		queue_remove(task);
+		task->has_slot = true;
+		registry->running++;
+		task->state = TASK_STARTING;
+		task->wait = TASK_WAIT_NONE;
+		task_request_send(task);
+	}
+}
+
+static void task_release_slot(struct task *task)
+{
+	struct task_registry *registry = task->registry;
+
+	if (!task->has_slot)
+		return;
+	task->has_slot = false;
+	registry->running--;
+	registry_fill_slots(registry);
+}
+
+static int registry_on_send_timer(sd_event_source *s, uint64_t usec,
+				  void *userdata);
+
+/* Sends queued requests while tokens last, oldest first. */
+static void registry_pump_sends(struct task_registry *registry)
+{
+	while (registry->send_queue.head) {
+		struct task *task = registry->send_queue.head;
+		uint64_t now = task_now(registry);
+		uint64_t wait = token_bucket_take(&registry->bucket, now);
+
+		if (wait > 0) {
+			if (!registry->send_timer &&
+			    sd_event_add_time(registry->event,
+					      &registry->send_timer,
+					      CLOCK_MONOTONIC, now + wait,
+					      USEC_PER_MSEC,
+					      registry_on_send_timer,
+					      registry) < 0)
+				log_error("cannot arm the request rate timer");
+			return;
+		}
+		queue_remove(task);
+		task->wait = TASK_WAIT_NONE;
+		task_send_call(task);
+	}
+}
+
+static int registry_on_send_timer(sd_event_source *s, uint64_t usec,
+				  void *userdata)
+{
+	struct task_registry *registry = userdata;
+
+	sd_event_source_disable_unref(registry->send_timer);
+	registry->send_timer = NULL;
+	registry_pump_sends(registry);
+	return 0;
+}
+
+/* Queues the task's next API request behind those already waiting. */
+static void task_request_send(struct task *task)
+{
+	struct task_registry *registry = task->registry;
+
+	queue_append(task, QUEUE_SEND);
+	registry_pump_sends(registry);
+	if (task->queue == QUEUE_SEND)
+		task->wait = TASK_WAIT_RATE_LIMIT;
+}
+
+/* --- freeing and finishing ------------------------------------------- */
 
 static void task_error_clear(struct task_error *error)
 {
@@ -175,6 +363,7 @@ void task_drop(struct task *task)
 	else
 		registry->tasks_tail = task->prev;
 
+	queue_remove(task);
 	http_transfer_cancel(task->transfer);
 	sd_event_source_disable_unref(task->poll_timer);
 	sd_event_source_disable_unref(task->deadline_timer);
@@ -190,6 +379,13 @@ void task_drop(struct task *task)
 	free(task->user);
 	free(task->end_user_id);
 	free(task->task_id);
+	/* Released last: it may start the next queued task. */
+	if (task->has_slot) {
+		registry->running--;
+		free(task);
+		registry_fill_slots(registry);
+		return;
+	}
 	free(task);
 }
 
@@ -240,10 +436,13 @@ static void task_finish(struct task *task, enum task_state state)
 	struct task_registry *registry = task->registry;
 
 	task->state = state;
+	task->wait = TASK_WAIT_NONE;
+	queue_remove(task);
 	sd_event_source_disable_unref(task->poll_timer);
 	task->poll_timer = NULL;
 	sd_event_source_disable_unref(task->deadline_timer);
 	task->deadline_timer = NULL;
+	task_release_slot(task);
 
 	if (!task->waiters) {
 		uint64_t expiry = task_now(registry) +
@@ -289,6 +488,8 @@ static void task_fail(struct task *task, const char *name, const char *code,
 	task_finish(task, TASK_FAILED);
 }
 
+/* --- polling --------------------------------------------------------- */
+
 static int task_on_poll_timer(sd_event_source *s, uint64_t usec,
 			      void *userdata)
 {
@@ -296,31 +497,75 @@ static int task_on_poll_timer(sd_event_source *s, uint64_t usec,
 
 	sd_event_source_disable_unref(task->poll_timer);
 	task->poll_timer = NULL;
-	task_send_call(task);
+	task_request_send(task);
+	/* Tell the waiters when the request has to wait for a token. */
+	if (task->wait == TASK_WAIT_RATE_LIMIT)
+		task_notify(task);
 	return 0;
 }
 
-static void task_schedule_poll(struct task *task)
+static void task_schedule(struct task *task, int64_t wait_ms)
 {
 	struct task_registry *registry = task->registry;
-	uint64_t when = task_now(registry) +
-			(uint64_t)registry->config->poll_interval_ms *
-				USEC_PER_MSEC;
+	uint64_t when = task_now(registry) + (uint64_t)wait_ms * USEC_PER_MSEC;
 
 	if (sd_event_add_time(registry->event, &task->poll_timer,
 			      CLOCK_MONOTONIC, when, TASK_TIMER_ACCURACY_USEC,
-			      task_on_poll_timer,
-			      task) < 0)
+			      task_on_poll_timer, task) < 0)
 		task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
 			  "cannot arm the poll timer");
 }
 
-/* Moves the fields of a successful response into the task. */
-static void task_take_result(struct task *task, struct api_result *result)
+/*
+ * Picks the wait before the next poll.  The first poll goes out when
+ * tasks have recently taken to finish, so a typical ticket costs two
+ * calls; later waits start at poll_interval and grow by poll_backoff up
+ * to poll_interval_max.
+ */
+static int64_t task_next_poll_ms(struct task *task)
 {
-	api_result_clear(&task->result);
-	task->result = *result;
-	memset(result, 0, sizeof(*result));
+	const struct daemon_config *config = task->registry->config;
+	int64_t wait = task->next_interval_ms;
+
+	if (task->polls == 1) {
+		double expected = task->registry->expected_duration_usec;
+		uint64_t elapsed = task_now(task->registry) -
+				   task->first_sent_usec;
+
+		task->next_interval_ms = config->poll_interval_ms;
+		wait = config->poll_interval_ms;
+		if (expected > (double)elapsed)
+			wait = (int64_t)((expected - (double)elapsed) /
+					 USEC_PER_MSEC);
+	} else {
+		task->next_interval_ms =
+			(int64_t)((double)task->next_interval_ms *
+				  config->poll_backoff);
+	}
+	if (task->next_interval_ms > config->poll_interval_max_ms)
+		task->next_interval_ms = config->poll_interval_max_ms;
+	if (wait < config->poll_interval_ms)
+		wait = config->poll_interval_ms;
+	if (wait > config->poll_interval_max_ms)
+		wait = config->poll_interval_max_ms;
+	return wait;
+}
+
+/* Learns how long tasks take from the poll that found the ticket. */
+static void task_learn_duration(struct task *task)
+{
+	struct task_registry *registry = task->registry;
+	double sample = (double)(task->last_sent_usec - task->first_sent_usec);
+
+	if (task->polls == 2)
+		sample *= TASK_DURATION_EARLY_FACTOR;
+	if (registry->expected_duration_usec == 0)
+		registry->expected_duration_usec = sample;
+	else
+		registry->expected_duration_usec =
+			(1 - TASK_DURATION_WEIGHT) *
+				registry->expected_duration_usec +
+			TASK_DURATION_WEIGHT * sample;
 }
 
 static void task_on_success(struct task *task, struct api_result *result)
@@ -328,6 +573,7 @@ static void task_on_success(struct task *task, struct api_result *result)
 	const char *status = result->task_status ? result->task_status : "";
 	struct log_ids ids = task_log_ids(task, result->request_id, NULL);
 
+	task->attempts = 0;
 	if (!task->task_id && result->task_id) {
 		task->task_id = strdup(result->task_id);
 		ids.task_id = task->task_id;
@@ -345,12 +591,15 @@ static void task_on_success(struct task *task, struct api_result *result)
 					 "TaskStatus is Finished but the "
 					 "response has no Ticket");
 		log_ids(LOG_INFO, &ids,
-			"ticket ready after %u polls, %zu bytes, in %.1f s",
+			"ticket ready after %u calls, %zu bytes, in %.1f s",
 			task->polls, strlen(result->ticket),
 			(double)(task_now(task->registry) -
 				 task->started_usec) /
 				1e6);
-		task_take_result(task, result);
+		task_learn_duration(task);
+		api_result_clear(&task->result);
+		task->result = *result;
+		memset(result, 0, sizeof(*result));
 		return task_finish(task, TASK_READY);
 	}
 	if (strcmp(status, "Failed") == 0)
@@ -360,48 +609,152 @@ static void task_on_success(struct task *task, struct api_result *result)
 				 "with TaskStatus Failed",
 				 task->end_user_id);
 
-	log_ids(LOG_DEBUG, &ids, "task %s, poll %u",
+	log_ids(LOG_DEBUG, &ids, "task %s, call %u",
 		*status ? status : "without status", task->polls);
 	if (task->state == TASK_STARTING) {
 		log_ids(LOG_INFO, &ids, "cloud task started");
 		task->state = TASK_RUNNING;
 	}
+	task_schedule(task, task_next_poll_ms(task));
 	task_notify(task);
-	task_schedule_poll(task);
+}
+
+/* --- retries --------------------------------------------------------- */
+
+/* A failed call, as retry decisions and error reports need it. */
+struct task_failure {
+	enum retry_class retry;
+	const char *code;
+	const char *request_id;
+	long http_status;
+	const struct http_response *response;
+	char message[1024];
+};
+
+static uint32_t task_random(void)
+{
+	uint32_t value = 0;
+
+	/* Without randomness the jitter is lost, not the retry. */
+	if (RAND_bytes((unsigned char *)&value, sizeof(value)) != 1)
+		value = (uint32_t)time(NULL);
+	return value;
+}
+
+/*
+ * Corrects the clock offset from the response's Date header.  Returns
+ * true when the offset changed enough that a retry can succeed.
+ */
+static bool task_correct_clock(struct task *task,
+			       const struct http_response *response)
+{
+	struct task_registry *registry = task->registry;
+	int64_t offset;
+
+	if (!retry_clock_offset(response->date, time(NULL), &offset))
+		return false;
+	if (llabs(offset - registry->clock_offset_sec) <
+	    TASK_CLOCK_OFFSET_MIN_SEC)
+		return false;
+	log_warning("the endpoint's clock is %lld s %s this host's (from its "
+		    "Date header); signing with corrected timestamps until the "
+		    "daemon restarts; synchronize this host's clock with NTP",
+		    llabs(offset), offset > 0 ? "ahead of" : "behind");
+	registry->clock_offset_sec = offset;
+	return true;
+}
+
+/* Returns the wait before retrying, or -1 when the failure is final. */
+static int64_t task_retry_wait_ms(struct task *task,
+				  const struct task_failure *failure)
+{
+	int64_t wait;
+
+	switch (failure->retry) {
+	case RETRY_NONE:
+		return -1;
+	case RETRY_CLOCK:
+		return task_correct_clock(task, failure->response) ? 0 : -1;
+	case RETRY_THROTTLED:
+		if (failure->response->rate_limit &&
+		    retry_time_left_ms(failure->response->rate_limit, &wait))
+			return wait;
+		return retry_backoff_ms(task->attempts, task_random());
+	case RETRY_BACKOFF:
+		return retry_backoff_ms(task->attempts, task_random());
+	}
+	return -1;
+}
+
+static void task_on_failure(struct task *task,
+			    const struct task_failure *failure)
+{
+	struct task_registry *registry = task->registry;
+	struct log_ids ids = task_log_ids(task, failure->request_id,
+					  failure->code);
+	int64_t wait = task_retry_wait_ms(task, failure);
+	uint64_t deadline = task->started_usec +
+			    (uint64_t)registry->config->ticket_timeout_ms *
+				    USEC_PER_MSEC;
+
+	if (wait >= 0 &&
+	    task_now(registry) + (uint64_t)wait * USEC_PER_MSEC < deadline) {
+		task->attempts++;
+		log_ids(LOG_WARNING, &ids, "%s; retry %u in %.1f s",
+			failure->message, task->attempts, (double)wait / 1000);
+		task->wait = TASK_WAIT_RETRY;
+		task_schedule(task, wait);
+		task_notify(task);
+		return;
+	}
+	task_fail(task, CLOUDAPP_ERROR_CLOUD, failure->code,
+		  failure->request_id, failure->http_status, "%s%s",
+		  failure->message,
+		  task->attempts ? " (after retries)" : "");
 }
 
 static void task_on_response(const struct http_response *response,
 			     void *userdata)
 {
 	struct task *task = userdata;
+	struct task_failure failure = { .response = response };
 	struct api_result result;
 	char *error = NULL;
 	int r;
 
 	task->transfer = NULL;
 	task->polls++;
-	if (response->curl_code != 0)
-		return task_fail(task, CLOUDAPP_ERROR_CLOUD, NULL, NULL, 0,
-				 "cannot reach %s: %s",
-				 task->registry->config->endpoint,
-				 response->error);
+	if (response->curl_code != 0) {
+		failure.retry = retry_classify(response->curl_code, 0, NULL);
+		snprintf(failure.message, sizeof(failure.message),
+			 "cannot reach %s: %s",
+			 task->registry->config->endpoint, response->error);
+		return task_on_failure(task, &failure);
+	}
 
 	r = api_result_parse(response->status, response->body,
 			     response->body_len, &result, &error);
 	if (r < 0) {
-		task_fail(task, CLOUDAPP_ERROR_CLOUD, NULL, NULL,
-			  response->status, "invalid response from %s: %s",
-			  task->registry->config->endpoint,
-			  error ? error : strerror(-r));
+		failure.retry = retry_classify(0, response->status, NULL);
+		failure.http_status = response->status;
+		snprintf(failure.message, sizeof(failure.message),
+			 "invalid response from %s: %s",
+			 task->registry->config->endpoint,
+			 error ? error : strerror(-r));
 		free(error);
-		return;
+		return task_on_failure(task, &failure);
 	}
 	if (r == 1) {
-		task_fail(task, CLOUDAPP_ERROR_CLOUD, result.code,
-			  result.request_id, result.http_status,
-			  "GetConnectionTicket failed with HTTP %ld: %s",
-			  result.http_status,
-			  *result.message ? result.message : result.code);
+		failure.retry = retry_classify(0, result.http_status,
+					       result.code);
+		failure.code = result.code;
+		failure.request_id = result.request_id;
+		failure.http_status = result.http_status;
+		snprintf(failure.message, sizeof(failure.message),
+			 "GetConnectionTicket failed with HTTP %ld: %s",
+			 result.http_status,
+			 *result.message ? result.message : result.code);
+		task_on_failure(task, &failure);
 		api_result_clear(&result);
 		return;
 	}
@@ -411,7 +764,8 @@ static void task_on_response(const struct http_response *response,
 
 static void task_send_call(struct task *task)
 {
-	const struct daemon_config *config = task->registry->config;
+	struct task_registry *registry = task->registry;
+	const struct daemon_config *config = registry->config;
 	struct api_credentials credentials = {
 		.access_key_id = config->access_key_id,
 		.access_key_secret = config->access_key_secret,
@@ -426,8 +780,11 @@ static void task_send_call(struct task *task)
 	struct http_request http = { 0 };
 	int r;
 
+	/* Every request, retries included, gets a fresh date and nonce. */
 	r = api_request_build(config->endpoint, config->endpoint_host,
-			      &credentials, &call, time(NULL), &request);
+			      &credentials, &call,
+			      time(NULL) + (time_t)registry->clock_offset_sec,
+			      &request);
 	if (r < 0)
 		return task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
 				 "cannot build the request: %s", strerror(-r));
@@ -438,12 +795,17 @@ static void task_send_call(struct task *task)
 	http.body_len = request.body_len;
 	http.ca_file = config->ca_file;
 	http.timeout_ms = (long)config->request_timeout_ms;
-	r = http_client_post(task->registry->http, &http, task_on_response,
-			     task, &task->transfer);
+	r = http_client_post(registry->http, &http, task_on_response, task,
+			     &task->transfer);
 	api_request_clear(&request);
 	if (r < 0)
-		task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
-			  "cannot start the request: %s", strerror(-r));
+		return task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
+				 "cannot start the request: %s",
+				 strerror(-r));
+	task->prev_sent_usec = task->last_sent_usec;
+	task->last_sent_usec = task_now(registry);
+	if (!task->first_sent_usec)
+		task->first_sent_usec = task->last_sent_usec;
 }
 
 static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
@@ -454,12 +816,17 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 	task->transfer = NULL;
 	task_fail(task, CLOUDAPP_ERROR_TIMEOUT, NULL, NULL, 0,
 		  "no ticket for EndUserId %s within %lld s (TaskId %s, %u "
-		  "calls)",
+		  "calls%s)",
 		  task->end_user_id,
 		  (long long)task->registry->config->ticket_timeout_ms / 1000,
-		  task->task_id ? task->task_id : "none", task->polls);
+		  task->task_id ? task->task_id : "none", task->polls,
+		  task->state == TASK_QUEUED ? ", still queued for a task "
+					       "slot" :
+					       "");
 	return 0;
 }
+
+/* --- starting and waiting -------------------------------------------- */
 
 static struct task *task_new(struct task_registry *registry,
 			     const char *user, const char *end_user_id)
@@ -489,14 +856,13 @@ int task_start(struct task_registry *registry, const char *user,
 	       const char *end_user_id, struct task **ret_task,
 	       bool *ret_started)
 {
-	struct task *task = task_find(registry, user);
+	struct task *task = task_find(registry, end_user_id);
 	struct log_ids ids;
 	uint64_t deadline;
 	int r;
 
 	*ret_started = false;
-	if (task && task->state != TASK_FAILED &&
-	    strcmp(task->end_user_id, end_user_id) == 0) {
+	if (task && task->state != TASK_FAILED) {
 		*ret_task = task;
 		return 0;
 	}
@@ -519,9 +885,16 @@ int task_start(struct task_registry *registry, const char *user,
 
 	ids = task_log_ids(task, NULL, NULL);
 	log_ids(LOG_INFO, &ids, "starting ticket task");
-	task_send_call(task);
-	/* task_send_call() may fail the task, which then waits for pickup
-	 * like any other result. */
+	task->state = TASK_QUEUED;
+	task->wait = TASK_WAIT_TASK_LIMIT;
+	queue_append(task, QUEUE_SLOT);
+	/* May send the first call at once, which may fail the task; the
+	 * result then waits for pickup like any other. */
+	registry_fill_slots(registry);
+	if (task->state == TASK_QUEUED)
+		log_ids(LOG_INFO, &ids,
+			"%u cloud tasks running, the most allowed; queued",
+			registry->running);
 	*ret_task = task;
 	*ret_started = true;
 	return 0;
@@ -563,6 +936,8 @@ void task_remove_waiter(struct task *task, struct task_waiter *waiter)
 	}
 }
 
+/* --- accessors ------------------------------------------------------- */
+
 enum task_state task_get_state(const struct task *task)
 {
 	return task->state;
@@ -571,6 +946,22 @@ enum task_state task_get_state(const struct task *task)
 const char *task_state_name(enum task_state state)
 {
 	return task_state_names[state];
+}
+
+const char *task_get_wait_name(const struct task *task)
+{
+	return task_wait_names[task->wait];
+}
+
+unsigned task_get_queue_position(const struct task *task)
+{
+	unsigned position = 1;
+
+	if (task->queue == QUEUE_NONE)
+		return 0;
+	for (const struct task *t = task->queue_prev; t; t = t->queue_prev)
+		position++;
+	return position;
 }
 
 const char *task_get_user(const struct task *task)

@@ -1,5 +1,5 @@
 /*
- * Ticket tasks: one per Linux user, from the first GetConnectionTicket call
+ * Ticket tasks: one per EndUserId, from the first GetConnectionTicket call
  * through the polls to a ticket kept in memory until its pickup, or to an
  * error.
  */
@@ -15,10 +15,19 @@
 #include "conf.h"
 
 enum task_state {
+	TASK_QUEUED,   /* waiting for one of the max_tasks slots */
 	TASK_STARTING, /* the first call is in flight */
 	TASK_RUNNING,  /* the cloud task runs; polling */
 	TASK_READY,    /* the ticket waits for pickup */
 	TASK_FAILED,   /* the error waits for pickup */
+};
+
+/* What a running task waits for besides the cloud. */
+enum task_wait {
+	TASK_WAIT_NONE,
+	TASK_WAIT_TASK_LIMIT, /* a free slot under max_tasks */
+	TASK_WAIT_RATE_LIMIT, /* a token under max_requests_per_second */
+	TASK_WAIT_RETRY,      /* the backoff after a failed request */
 };
 
 /* Why a task failed, as the wire protocol reports it. */
@@ -56,11 +65,14 @@ void task_registry_foreach(struct task_registry *registry,
 			   void (*fn)(struct task *task, void *userdata),
 			   void *userdata);
 
-struct task *task_find(struct task_registry *registry, const char *user);
+/* Returns the task of an EndUserId, or NULL. */
+struct task *task_find(struct task_registry *registry,
+		       const char *end_user_id);
 
 /*
- * Returns the user's task, starting one when there is none or the previous
- * one failed.  *ret_started tells whether a new task began.
+ * Returns the EndUserId's task, starting one for user when there is none
+ * or the previous one failed.  Callers with the same EndUserId share the
+ * task.  *ret_started tells whether a new task began.
  */
 int task_start(struct task_registry *registry, const char *user,
 	       const char *end_user_id, struct task **ret_task,
@@ -88,6 +100,11 @@ void task_remove_waiter(struct task *task, struct task_waiter *waiter);
 
 enum task_state task_get_state(const struct task *task);
 const char *task_state_name(enum task_state state);
+/* "task_limit", "rate_limit", "retry", or NULL when not waiting. */
+const char *task_get_wait_name(const struct task *task);
+/* The place in the queue the task waits in, from 1, or 0. */
+unsigned task_get_queue_position(const struct task *task);
+/* The user who started the task. */
 const char *task_get_user(const struct task *task);
 const char *task_get_end_user_id(const struct task *task);
 const char *task_get_task_id(const struct task *task); /* may be NULL */
