@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "encode.h"
@@ -314,7 +315,7 @@ int api_result_parse(long http_status, const char *body, size_t body_len,
 
 		if (json_object_object_get_ex(object, "Ticket", &ticket) &&
 		    json_object_is_type(ticket, json_type_string))
-			cloudapp_wipe((char *)json_object_get_string(ticket),
+			OPENSSL_cleanse((char *)json_object_get_string(ticket),
 				      (size_t)json_object_get_string_len(ticket));
 	}
 	json_object_put(object);
@@ -328,7 +329,10 @@ void api_result_clear(struct api_result *result)
 	free(result->message);
 	free(result->task_id);
 	free(result->task_status);
-	cloudapp_free_secret(result->ticket);
+	if (result->ticket) {
+		OPENSSL_cleanse(result->ticket, strlen(result->ticket));
+		free(result->ticket);
+	}
 	free(result->app_instance_group_id);
 	free(result->app_instance_id);
 	free(result->app_instance_persistent_id);

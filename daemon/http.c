@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -78,7 +79,7 @@ static void transfer_free(struct http_transfer *t)
 	free(t->body);
 	free(t->ca_file);
 	/* The response holds a ticket once a task has finished. */
-	cloudapp_wipe(t->response_body, t->response_cap);
+	OPENSSL_cleanse(t->response_body, t->response_cap);
 	free(t->response_body);
 	free(t->date);
 	free(t->rate_limit_api);
@@ -279,7 +280,7 @@ static size_t http_write_cb(char *data, size_t size, size_t n, void *userdata)
 			return 0;
 		if (t->response_body) {
 			memcpy(grown, t->response_body, t->response_len);
-			cloudapp_wipe(t->response_body, t->response_cap);
+			OPENSSL_cleanse(t->response_body, t->response_cap);
 			free(t->response_body);
 		}
 		t->response_body = grown;

@@ -36,6 +36,8 @@ struct daemon {
 	struct task_registry *registry;
 	struct server *server;
 	unsigned last_total, last_running;
+	bool socket_activated;
+	sd_event_source *idle_timer; /* armed while nothing is going on */
 };
 
 struct options {
@@ -173,6 +175,7 @@ static int setup_listeners(struct daemon *d, const char *listen_path)
 			  "or give --listen PATH");
 		return -EBADF;
 	}
+	d->socket_activated = true;
 	for (int fd = SD_LISTEN_FDS_START; fd < SD_LISTEN_FDS_START + n; fd++) {
 		if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
 			log_error("socket %d from systemd is not a listening "
@@ -188,12 +191,64 @@ static int setup_listeners(struct daemon *d, const char *listen_path)
 	return 0;
 }
 
+static bool daemon_is_idle(const struct daemon *d)
+{
+	unsigned total, running;
+
+	task_registry_count(d->registry, &total, &running);
+	return total == 0 && server_count_connections(d->server) == 0;
+}
+
+/*
+ * Exits after idle_timeout with no connection and no task, since systemd
+ * keeps listening and starts the daemon again for the next client.  A
+ * ticket waiting for pickup keeps the daemon running, because it exists
+ * only in memory.
+ */
+static int on_idle_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	struct daemon *d = userdata;
+
+	sd_event_source_disable_unref(d->idle_timer);
+	d->idle_timer = NULL;
+	/* A client already in the backlog is served first. */
+	if (!daemon_is_idle(d) || server_has_pending(d->server))
+		return 0;
+	log_info("idle for %lld s, exiting; systemd starts the daemon again "
+		 "on the next connection",
+		 (long long)d->config->idle_timeout_ms / 1000);
+	return sd_event_exit(d->event, 0);
+}
+
+/* Arms the idle timer when the daemon became idle, disarms it when not. */
+static void update_idle(struct daemon *d)
+{
+	uint64_t now = 0;
+
+	if (!d->socket_activated || d->config->idle_timeout_ms == 0)
+		return;
+	if (!daemon_is_idle(d)) {
+		sd_event_source_disable_unref(d->idle_timer);
+		d->idle_timer = NULL;
+		return;
+	}
+	if (d->idle_timer)
+		return;
+	sd_event_now(d->event, CLOCK_MONOTONIC, &now);
+	if (sd_event_add_time(d->event, &d->idle_timer, CLOCK_MONOTONIC,
+			      now + (uint64_t)d->config->idle_timeout_ms * 1000u,
+			      1000000u, on_idle_timer, d) < 0)
+		log_warning("cannot arm the idle timer; the daemon stays "
+			    "running, ignoring");
+}
+
 /* Keeps the STATUS= line that systemctl status shows up to date. */
 static void update_status(void *userdata)
 {
 	struct daemon *d = userdata;
 	unsigned total, running;
 
+	update_idle(d);
 	task_registry_count(d->registry, &total, &running);
 	if (total == d->last_total && running == d->last_running)
 		return;
@@ -241,6 +296,7 @@ static int setup_event_loop(struct daemon *d)
 
 static void daemon_free(struct daemon *d)
 {
+	sd_event_source_disable_unref(d->idle_timer);
 	server_free(d->server);
 	task_registry_free(d->registry);
 	config_free(d->config);
@@ -293,6 +349,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	server_set_changed_callback(d.server, update_status, &d);
+	update_idle(&d);
 
 	log_info("serving tickets from %s for AppId %s", d.config->endpoint,
 		 d.config->app_id);

@@ -11,14 +11,16 @@
 #include "server.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "log.h"
 #include "mapping.h"
@@ -89,7 +91,7 @@ static void connection_free(struct connection *c)
 	peer_clear(&c->peer);
 	cloudapp_msgbuf_free(&c->input);
 	if (c->output) {
-		cloudapp_wipe(c->output, c->output_len);
+		OPENSSL_cleanse(c->output, c->output_len);
 		free(c->output);
 	}
 	free(c);
@@ -125,7 +127,7 @@ static bool connection_flush(struct connection *c)
 		c->output_sent += (size_t)n;
 	}
 	if (c->output_sent == c->output_len) {
-		cloudapp_wipe(c->output, c->output_len);
+		OPENSSL_cleanse(c->output, c->output_len);
 		free(c->output);
 		c->output = NULL;
 		c->output_len = c->output_sent = 0;
@@ -161,11 +163,11 @@ static bool connection_send(struct connection *c, json_object *message)
 	}
 	if (c->output) {
 		memcpy(grown, c->output, c->output_len);
-		cloudapp_wipe(c->output, c->output_len);
+		OPENSSL_cleanse(c->output, c->output_len);
 		free(c->output);
 	}
 	memcpy(grown + c->output_len, wire, len);
-	cloudapp_wipe(wire, len);
+	OPENSSL_cleanse(wire, len);
 	free(wire);
 	c->output = grown;
 	c->output_len += len;
@@ -272,7 +274,7 @@ static void json_wipe_string(json_object *object, const char *key)
 	json_object *value;
 
 	if (json_object_object_get_ex(object, key, &value))
-		cloudapp_wipe((char *)json_object_get_string(value),
+		OPENSSL_cleanse((char *)json_object_get_string(value),
 			      (size_t)json_object_get_string_len(value));
 }
 
@@ -733,7 +735,7 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 		if (n < 0)
 			break;
 		if (cloudapp_msgbuf_feed(&c->input, chunk, (size_t)n) < 0) {
-			cloudapp_wipe(chunk, sizeof(chunk));
+			OPENSSL_cleanse(chunk, sizeof(chunk));
 			log_warning("closing the connection of uid %u: message "
 				    "too long",
 				    (unsigned)c->peer.uid);
@@ -742,7 +744,7 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 					 NULL, "message longer than the limit");
 			return 0;
 		}
-		cloudapp_wipe(chunk, (size_t)n);
+		OPENSSL_cleanse(chunk, (size_t)n);
 		if ((size_t)n < sizeof(chunk))
 			break;
 	}

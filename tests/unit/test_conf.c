@@ -129,6 +129,35 @@ static void setting_errors(void **state)
 	expect_error(f, "app_id = \"x\"\n", ":", "syntax error");
 }
 
+static void limit_settings(void **state)
+{
+	struct fixture *f = *state;
+	struct daemon_config *config = NULL;
+	char *error = NULL;
+
+	write_conf(f, "max_tasks = 5;\nmax_requests_per_second = 2.5;\n"
+		      "poll_interval = 8;\nidle_timeout = 0;\n");
+	assert_int_equal(config_load(f->conf, &config, &error), 0);
+	assert_int_equal(config->max_tasks, 5);
+	assert_true(config->max_requests_per_second == 2.5);
+	assert_int_equal(config->max_connections,
+			 CONFIG_MAX_CONNECTIONS_DEFAULT);
+	assert_int_equal(config->idle_timeout_ms, 0);
+	/* An unset poll_interval_max follows a long poll_interval. */
+	assert_int_equal(config->poll_interval_max_ms, 8000);
+	config_free(config);
+
+	expect_error(f, "max_tasks = 0;\n", ":5:", "max_tasks");
+	expect_error(f, "max_tasks = 1.5;\n", ":5:", "whole number");
+	expect_error(f, "max_requests_per_second = \"fast\";\n", ":5:",
+		     "max_requests_per_second");
+	expect_error(f, "poll_backoff = 9;\n", ":5:", "poll_backoff");
+	expect_error(f, "poll_interval = 2;\npoll_interval_max = 1;\n",
+		     ":6:", "poll_interval_max");
+	expect_error(f, "max_connections_per_uid = -1;\n", ":5:",
+		     "max_connections_per_uid");
+}
+
 static void endpoint_errors(void **state)
 {
 	struct fixture *f = *state;
@@ -187,6 +216,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(valid_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(setting_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(limit_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(endpoint_errors, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(missing_required, setup,
