@@ -99,8 +99,8 @@ static void ctl_print_usage(FILE *out)
 		"  -s, --socket PATH\n"
 		"      socket of cloudapp-ticketd (default: %s)\n"
 		"  -t, --timeout SECONDS\n"
-		"      maximum wait for the daemon, decimals allowed\n"
-		"      (default: %d)\n"
+		"      maximum wait for the daemon, 0.001 to 86400,\n"
+		"      decimals allowed (default: %d)\n"
 		"  -q, --quiet    print no progress messages\n"
 		"  -h, --help     print this help and exit\n"
 		"  -V, --version  print the version and exit\n"
@@ -314,8 +314,8 @@ static int ctl_receive(struct cloudapp_client *client,
 		return CTL_EXIT_UNREACHABLE;
 	}
 	if (r == -ETIMEDOUT) {
-		ctl_log("%s: no reply from cloudapp-ticketd within %.3g s; "
-			"give a longer --timeout",
+		ctl_log("%s: timed out after %.3g s waiting for "
+			"cloudapp-ticketd; give a longer --timeout",
 			what, options->timeout_ms / 1000.0);
 		return CTL_EXIT_FAILURE;
 	}
@@ -619,12 +619,22 @@ static int ctl_run_status(const struct ctl_options *options, int argc,
 					    JSON_C_TO_STRING_SPACED |
 					    JSON_C_TO_STRING_NOSLASHESCAPE));
 	} else {
-		value = ctl_json_text(parameters, "version");
-		printf("Version:       %s\n", value ? value : "unknown");
-		value = ctl_json_text(parameters, "endpoint");
-		printf("Endpoint:      %s\n", value ? value : "unknown");
-		value = ctl_json_text(parameters, "access_key_id");
-		printf("AccessKeyId:   %s\n", value ? value : "unknown");
+		static const struct {
+			const char *key, *label;
+		} fields[] = {
+			{ "version", "Version:       " },
+			{ "endpoint", "Endpoint:      " },
+			{ "access_key_id", "AccessKeyId:   " },
+			{ "end_user_id_template", "EndUserId:     " },
+		};
+
+		/* The daemon shows the account details to root only. */
+		for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]);
+		     i++) {
+			value = ctl_json_text(parameters, fields[i].key);
+			if (value)
+				printf("%s%s\n", fields[i].label, value);
+		}
 		json_object_object_get_ex(parameters, "tasks", &tasks);
 		ctl_print_tasks(tasks);
 	}

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "placeholder.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -30,22 +31,6 @@
 	(sizeof(LAUNCH_TICKET_FILE_PREFIX) + LAUNCH_TICKET_FILE_SUFFIX_LEN)
 /* Attempts at a unique name before giving up, as mkstemp() does. */
 #define LAUNCH_TICKET_FILE_ATTEMPTS 100
-
-/* Placeholder names, sorted for bsearch().  All but ticket_file name a
- * member of the GetTicket reply. */
-static const char *const launch_placeholders[] = {
-	"app_instance_group_id",
-	"app_instance_id",
-	"app_instance_persistent_id",
-	"avatar_id",
-	"biz_region_id",
-	"end_user_id",
-	"os_type",
-	"task_id",
-	"tenant_id",
-	"ticket_file",
-	"user",
-};
 
 /* Signals that reach cloudappctl and are passed on to the client. */
 static const int launch_forwarded_signals[] = { SIGHUP, SIGINT, SIGTERM };
@@ -74,20 +59,6 @@ void launch_wipe_ticket(json_object *parameters)
 	 * writing to it is safe even though the getter returns const. */
 	cloudapp_wipe((char *)json_object_get_string(ticket),
 		      (size_t)json_object_get_string_len(ticket));
-}
-
-static int compare_placeholder(const void *key, const void *entry)
-{
-	return strcmp(key, *(const char *const *)entry);
-}
-
-static bool placeholder_known(const char *name)
-{
-	return bsearch(name, launch_placeholders,
-		       sizeof(launch_placeholders) /
-			       sizeof(launch_placeholders[0]),
-		       sizeof(launch_placeholders[0]),
-		       compare_placeholder) != NULL;
 }
 
 /* Returns the value of a known placeholder; absent members expand to "". */
@@ -159,7 +130,7 @@ static int expand_argument(const char *argument,
 			r = -EINVAL;
 			break;
 		}
-		if (!placeholder_known(name)) {
+		if (!cloudapp_placeholder_known(name)) {
 			ctl_log("unknown placeholder %%{%.*s} in argument "
 				"\"%s\"",
 				(int)(end - (p + 2)), p + 2, argument);

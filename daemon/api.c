@@ -260,15 +260,12 @@ static json_object *api_parse_json(const char *body, size_t body_len)
 	return object;
 }
 
-static int api_error_without_body(long http_status, struct api_result *result)
+/* An error status without the API's JSON error, such as a proxy's HTML
+ * page: there is no Code, so none is made up. */
+static int api_error_without_body(struct api_result *result)
 {
-	if (asprintf(&result->code, "HTTP%ld", http_status) < 0)
-		result->code = NULL;
-	if (asprintf(&result->message,
-		     "HTTP status %ld without an API error body", http_status) <
-	    0)
-		result->message = NULL;
-	return result->code && result->message ? 1 : -ENOMEM;
+	result->message = strdup("the response has no API error body");
+	return result->message ? 1 : -ENOMEM;
 }
 
 int api_result_parse(long http_status, const char *body, size_t body_len,
@@ -293,7 +290,7 @@ int api_result_parse(long http_status, const char *body, size_t body_len,
 		if (!ret_result->code) {
 			free(ret_result->message);
 			ret_result->message = NULL;
-			return api_error_without_body(http_status, ret_result);
+			return api_error_without_body(ret_result);
 		}
 		if (!ret_result->message)
 			ret_result->message = strdup("");

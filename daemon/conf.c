@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mapping.h"
+#include "placeholder.h"
 #include "util.h"
 
 /* The settings the daemon knows; anything else is a likely typo. */
@@ -209,6 +210,24 @@ static int config_get_count(const config_t *cfg, const char *path,
 	return 0;
 }
 
+/* Checks the ":port" after a host or "[IPv6]", when there is one. */
+static bool config_port_valid(const char *host)
+{
+	const char *bracket = strrchr(host, ']');
+	const char *colon = strrchr(bracket ? bracket : host, ':');
+	char *end;
+	long port;
+
+	if (host[0] == '[' && !bracket)
+		return false;
+	if (!colon)
+		return true;
+	if (colon == host || !colon[1] || strlen(colon + 1) > 5)
+		return false;
+	port = strtol(colon + 1, &end, 10);
+	return *end == '\0' && port >= 1 && port <= 65535;
+}
+
 /* Checks "https://host[:port]" and stores the host part for signing. */
 static int config_check_endpoint(struct daemon_config *config,
 				 const config_t *cfg, char **ret_error)
@@ -219,7 +238,7 @@ static int config_check_endpoint(struct daemon_config *config,
 	size_t len;
 
 	len = strlen(config->endpoint);
-	while (len > 0 && config->endpoint[len - 1] == '/')
+	while (len > strlen(prefix) && config->endpoint[len - 1] == '/')
 		config->endpoint[--len] = '\0';
 	if (strncmp(config->endpoint, prefix, strlen(prefix)) != 0)
 		return config_error(ret_error, config->path, line, "endpoint",
@@ -241,6 +260,12 @@ static int config_check_endpoint(struct daemon_config *config,
 				"\"https://host[:port]\"",
 				config->endpoint);
 	}
+	if (!config_port_valid(host))
+		return config_error(ret_error, config->path, line, "endpoint",
+				    "\"%s\" has an invalid host or port; use "
+				    "\"https://host[:port]\" with a port from 1 "
+				    "to 65535",
+				    config->endpoint);
 	config->endpoint_host = strdup(host);
 	return config->endpoint_host ? 0 : -ENOMEM;
 }
@@ -258,16 +283,35 @@ int config_read_secret_file(const char *path, char **ret_secret,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
 	if (fd < 0) {
 		r = -errno;
-		if (asprintf(ret_error, "cannot open %s: %s", path,
-			     strerror(errno)) < 0)
+		/* O_NOFOLLOW reports a symbolic link as ELOOP. */
+		if (r == -ELOOP)
+			r = asprintf(ret_error,
+				     "%s is a symbolic link; point "
+				     "access_key_secret_file at the file itself",
+				     path);
+		else
+			r = asprintf(ret_error, "cannot open %s: %s", path,
+				     strerror(-r));
+		if (r < 0)
 			*ret_error = NULL;
-		return r;
+		return -EINVAL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		if (asprintf(ret_error, "%s is not a regular file", path) < 0)
 			*ret_error = NULL;
 		return -EINVAL;
+	}
+	/* Another owner could replace the secret, or read it by changing
+	 * the mode back. */
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		close(fd);
+		if (asprintf(ret_error,
+			     "%s is owned by uid %u, not by root; run chown "
+			     "root: %s",
+			     path, (unsigned)st.st_uid, path) < 0)
+			*ret_error = NULL;
+		return -EPERM;
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
@@ -294,6 +338,19 @@ int config_read_secret_file(const char *path, char **ret_secret,
 		buf[--n] = '\0';
 	if (n > 0 && buf[n - 1] == '\r')
 		buf[--n] = '\0';
+	/* AccessKey secrets are letters and digits, so white space is
+	 * most likely a copy-and-paste slip that would only show up later
+	 * as SignatureDoesNotMatch. */
+	if (n > 0 && strlen(buf) == (size_t)n &&
+	    strpbrk(buf, " \t\r\v\f")) {
+		cloudapp_wipe(buf, sizeof(buf));
+		if (asprintf(ret_error,
+			     "%s contains a space, tab or carriage return; "
+			     "remove it, the secret has none",
+			     path) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
 	if (n == 0 || memchr(buf, '\n', (size_t)n) || strlen(buf) != (size_t)n) {
 		cloudapp_wipe(buf, sizeof(buf));
 		if (asprintf(ret_error,
@@ -336,6 +393,7 @@ static int config_get_command(struct daemon_config *config,
 			      const config_t *cfg, char **ret_error)
 {
 	config_setting_t *s = config_lookup(cfg, "client_command");
+	char *detail = NULL;
 	int n;
 
 	if (!s)
@@ -373,6 +431,14 @@ static int config_get_command(struct daemon_config *config,
 		config->client_command[i] = strdup(value);
 		if (!config->client_command[i])
 			return -ENOMEM;
+		if (!cloudapp_placeholder_check(value, &detail)) {
+			config_error(ret_error, config->path,
+				     config_setting_source_line(s),
+				     "client_command", "%s",
+				     detail ? detail : "out of memory");
+			free(detail);
+			return -EINVAL;
+		}
 	}
 	if (config->client_command[0][0] != '/')
 		return config_error(ret_error, config->path,

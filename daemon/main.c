@@ -127,19 +127,35 @@ static int listen_on_path(const char *path)
 		return -ENAMETOOLONG;
 	}
 	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			log_error("%s exists and is not a socket; remove it or "
 				  "choose another --listen path",
 				  path);
+			close(fd);
 			return -EEXIST;
 		}
+		/* A socket that accepts a connection belongs to a running
+		 * daemon; only a stale one is replaced. */
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0 ||
+		    errno == EAGAIN) {
+			log_error("another process listens on %s; stop it or "
+				  "choose another --listen path",
+				  path);
+			close(fd);
+			return -EADDRINUSE;
+		}
+		close(fd);
 		unlink(path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    0);
+		if (fd < 0)
+			return -errno;
 	}
 
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
 	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 ||
 	    chmod(path, 0666) < 0 || listen(fd, MAIN_LISTEN_BACKLOG) < 0) {
 		int r = -errno;
@@ -340,10 +356,12 @@ int main(int argc, char **argv)
 		r = task_registry_new(d.event, d.config, &d.registry);
 	if (r >= 0)
 		r = server_new(d.event, d.config, d.registry, &d.server);
-	if (r >= 0)
+	if (r < 0)
+		log_error("cannot start: %s", strerror(-r));
+	/* setup_listeners() logs its own errors, with the path or fd. */
+	else
 		r = setup_listeners(&d, options.listen_path);
 	if (r < 0) {
-		log_error("cannot start: %s", strerror(-r));
 		daemon_free(&d);
 		curl_global_cleanup();
 		return EXIT_FAILURE;
@@ -358,6 +376,9 @@ int main(int argc, char **argv)
 	sd_notify(0, "STOPPING=1\nSTATUS=Stopping");
 	log_info("stopping");
 
+	/* systemd removes its own socket; a --listen socket is ours. */
+	if (options.listen_path)
+		unlink(options.listen_path);
 	daemon_free(&d);
 	curl_global_cleanup();
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;

@@ -753,7 +753,9 @@ static void task_on_response(const struct http_response *response,
 		snprintf(failure.message, sizeof(failure.message),
 			 "GetConnectionTicket failed with HTTP %ld: %s",
 			 result.http_status,
-			 *result.message ? result.message : result.code);
+			 *result.message ? result.message :
+			 result.code     ? result.code :
+					   "no message");
 		task_on_failure(task, &failure);
 		api_result_clear(&result);
 		return;

@@ -66,11 +66,17 @@ static void apply_debug(pam_handle_t *pamh, struct pamcloud_options *options,
 	options->debug = true;
 }
 
+/* A bad socket= turns the module off for this call rather than falling
+ * back to the default socket, which may belong to another daemon. */
 static void apply_socket(pam_handle_t *pamh, struct pamcloud_options *options,
 			 const char *value)
 {
 	if (!value || value[0] != '/') {
-		warn_bad_value(pamh, "socket", value, "an absolute path");
+		pam_syslog(pamh, LOG_ERR,
+			   "invalid value \"%s\" for option socket (expected "
+			   "an absolute path); not starting a ticket task",
+			   value ? value : "");
+		options->socket_path = NULL;
 		return;
 	}
 	options->socket_path = value;
@@ -280,6 +286,8 @@ int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 	int r, status;
 
 	parse_options(pamh, argc, argv, &options);
+	if (!options.socket_path)
+		return PAM_IGNORE;
 
 	/* PAM_USER is set by the time a session opens; pam_get_user() could
 	 * prompt, which a session module must not do. */

@@ -5,10 +5,13 @@
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 "$here/tools/install-deps.sh"
-"$here/tools/build.sh" > /tmp/cloudapp-demo-build.log 2>&1 || {
-	cat /tmp/cloudapp-demo-build.log
+build_log=$(mktemp /tmp/cloudapp-demo-build.XXXXXX)
+"$here/tools/build.sh" > "$build_log" 2>&1 || {
+	cat "$build_log"
+	rm -f "$build_log"
 	exit 1
 }
+rm -f "$build_log"
 echo "==> built cloudapp-ticketd, pam_cloudapp.so and cloudappctl"
 
 top_srcdir=$here top_builddir=$here

@@ -42,7 +42,8 @@ lib_cleanup() {
 		kill "$pid" 2>/dev/null
 	done
 	for pid in "${lib_pids[@]}"; do
-		wait "$pid" 2>/dev/null
+		# A killed child ends with 143; that is not a failure here.
+		wait "$pid" 2>/dev/null || true
 	done
 	if [ -n "${WORK:-}" ] && [ -z "${KEEP_WORK:-}" ]; then
 		rm -rf "$WORK"

@@ -70,10 +70,13 @@ static void error_without_json(void **state)
 	struct api_result r;
 
 	assert_int_equal(parse(502, "<html>bad gateway</html>", &r), 1);
-	assert_string_equal(r.code, "HTTP502");
+	assert_null(r.code);
+	assert_int_equal(r.http_status, 502);
+	assert_non_null(strstr(r.message, "no API error body"));
 	api_result_clear(&r);
 	assert_int_equal(parse(503, "", &r), 1);
-	assert_string_equal(r.code, "HTTP503");
+	assert_null(r.code);
+	assert_int_equal(r.http_status, 503);
 	api_result_clear(&r);
 }
 

@@ -124,6 +124,12 @@ static void setting_errors(void **state)
 	expect_error(f, "app_idd = \"x\";\n", ":5:", "app_idd");
 	expect_error(f, "client_command = [\"relative\"];\n", ":5:",
 		     "client_command");
+	expect_error(f, "client_command = [\"/bin/c\", \"%{ticketfile}\"];\n",
+		     ":5:", "unknown placeholder %{ticketfile}");
+	expect_error(f, "client_command = [\"/bin/c\", \"%{ticket}\"];\n",
+		     ":5:", "%{ticket_file}");
+	expect_error(f, "client_command = [\"/bin/c\", \"%{user\"];\n",
+		     ":5:", "unterminated placeholder");
 	expect_error(f, "ca_file = \"/nonexistent/ca.pem\";\n", ":5:",
 		     "ca_file");
 	expect_error(f, "app_id = \"x\"\n", ":", "syntax error");
@@ -158,20 +164,52 @@ static void limit_settings(void **state)
 		     "max_connections_per_uid");
 }
 
-static void endpoint_errors(void **state)
+/* Loads a file whose endpoint is the given value; returns config_load's
+ * result and the error in *ret_error. */
+static int load_endpoint(const struct fixture *f, const char *endpoint,
+			 char **ret_error)
 {
-	struct fixture *f = *state;
 	FILE *out = fopen(f->conf, "w");
 	struct daemon_config *config = NULL;
-	char *error = NULL;
+	int r;
 
-	fprintf(out, "access_key_id = \"id\";\nendpoint = \"http://x\";\n"
+	fprintf(out, "access_key_id = \"id\";\nendpoint = \"%s\";\n"
 		     "access_key_secret_file = \"%s\";\napp_id = \"a\";\n",
-		f->secret);
+		endpoint, f->secret);
 	fclose(out);
-	assert_true(config_load(f->conf, &config, &error) < 0);
-	assert_non_null(strstr(error, ":2: setting endpoint"));
-	free(error);
+	*ret_error = NULL;
+	r = config_load(f->conf, &config, ret_error);
+	config_free(config);
+	return r;
+}
+
+static void endpoint_errors(void **state)
+{
+	static const char *const invalid[] = {
+		"http://x",	     "https://",	 "https:///",
+		"https://h:99999",   "https://h:",	 "https://h:0",
+		"https://h:8x",	     "https://h/path",	 "https://u@h",
+		"https://h?q=1",     "https://[::1",	 "ftp://h",
+	};
+	static const char *const valid[] = {
+		"https://h",
+		"https://h:8443/",
+		"https://[::1]:443",
+		"https://appstream-center.cn-shanghai.aliyuncs.com",
+	};
+	struct fixture *f = *state;
+	char *error;
+
+	for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+		assert_true(load_endpoint(f, invalid[i], &error) < 0);
+		assert_non_null(error);
+		assert_non_null(strstr(error, ":2: setting endpoint"));
+		free(error);
+	}
+	for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+		assert_int_equal(load_endpoint(f, valid[i], &error), 0);
+		assert_null(error);
+	}
 }
 
 static void missing_required(void **state)
@@ -200,6 +238,58 @@ static void secret_file_modes(void **state)
 	chmod(f->secret, 0600);
 }
 
+/* Rewrites the secret file with content, mode 0600. */
+static void write_secret(const struct fixture *f, const char *content)
+{
+	FILE *out = fopen(f->secret, "w");
+
+	fputs(content, out);
+	fclose(out);
+	chmod(f->secret, 0600);
+}
+
+static void secret_file_contents(void **state)
+{
+	struct fixture *f = *state;
+	struct daemon_config *config = NULL;
+	char *error = NULL, link_path[160];
+
+	write_conf(f, "");
+	write_secret(f, "s3cret\r\n");
+	assert_int_equal(config_load(f->conf, &config, &error), 0);
+	assert_string_equal(config->access_key_secret, "s3cret");
+	config_free(config);
+
+	write_secret(f, "s3cret \n");
+	expect_error(f, "", "access_key_secret_file", "space");
+	write_secret(f, "s3c\tret\n");
+	expect_error(f, "", "access_key_secret_file", "space");
+	write_secret(f, "one\ntwo\n");
+	expect_error(f, "", "access_key_secret_file", "one line");
+	write_secret(f, "");
+	expect_error(f, "", "access_key_secret_file", "one line");
+
+	/* A symbolic link to a good file is rejected by name. */
+	write_secret(f, "s3cret\n");
+	snprintf(link_path, sizeof(link_path), "%s/link", f->dir);
+	assert_int_equal(symlink(f->secret, link_path), 0);
+	{
+		FILE *out = fopen(f->conf, "w");
+
+		fprintf(out,
+			"endpoint = \"https://127.0.0.1:8443\";\n"
+			"access_key_id = \"id\";\n"
+			"access_key_secret_file = \"%s\";\n"
+			"app_id = \"ca-1\";\n",
+			link_path);
+		fclose(out);
+	}
+	assert_true(config_load(f->conf, &config, &error) < 0);
+	assert_non_null(strstr(error, "symbolic link"));
+	free(error);
+	unlink(link_path);
+}
+
 static void missing_file(void **state)
 {
 	struct daemon_config *config = NULL;
@@ -222,6 +312,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(missing_required, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(secret_file_modes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(secret_file_contents, setup,
 						teardown),
 		cmocka_unit_test(missing_file),
 	};
