@@ -343,11 +343,26 @@ static int ctl_receive(struct cloudapp_client *client,
 }
 
 /* Prints a GetTicket progress reply on stderr. */
+/* Describes the "waiting" member of a progress reply. */
+static const char *ctl_wait_text(const char *waiting)
+{
+	if (strcmp(waiting, "task_limit") == 0)
+		return "queued behind other logins (max_tasks)";
+	if (strcmp(waiting, "rate_limit") == 0)
+		return "queued for the API request rate "
+		       "(max_requests_per_second)";
+	if (strcmp(waiting, "retry") == 0)
+		return "retrying after an error";
+	return waiting;
+}
+
 static void ctl_print_progress(const char *user, json_object *parameters)
 {
 	const char *end_user_id = ctl_json_text(parameters, "end_user_id");
 	const char *task_id = ctl_json_text(parameters, "task_id");
 	const char *polls = ctl_json_text(parameters, "polls");
+	const char *waiting = ctl_json_text(parameters, "waiting");
+	const char *position = ctl_json_text(parameters, "queue_position");
 	json_object *elapsed;
 	const char *separator = " (";
 	char *line = NULL;
@@ -375,6 +390,12 @@ static void ctl_print_progress(const char *user, json_object *parameters)
 	    json_object_is_type(elapsed, json_type_int)) {
 		fprintf(out, "%s%.1f s", separator,
 			(double)json_object_get_int64(elapsed) / 1000.0);
+		separator = ", ";
+	}
+	if (waiting) {
+		fprintf(out, "%s%s", separator, ctl_wait_text(waiting));
+		if (position)
+			fprintf(out, ", position %s", position);
 		separator = ", ";
 	}
 	fputs(separator[0] == ',' ? ")\n" : "\n", out);
