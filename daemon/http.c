@@ -330,12 +330,18 @@ static size_t http_header_cb(char *data, size_t size, size_t n,
 }
 
 /* Adds the configured CA bundle to the store curl already loaded, so it
- * extends the system's trust instead of replacing it. */
+ * extends the system's trust instead of replacing it, and sets options on
+ * each new TLS context. */
 static CURLcode http_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
 {
 	struct http_transfer *t = userdata;
 	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
 
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	/* OpenSSL keeps the last decrypted record, which may hold a ticket,
+	 * until the next one overwrites it; this wipes it once curl has it. */
+	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
+#endif
 	if (!t->ca_file)
 		return CURLE_OK;
 	if (X509_STORE_load_locations(store, t->ca_file, NULL) != 1)

@@ -777,13 +777,13 @@ static bool server_check_uid_connections(struct server *server,
 			count++;
 	if (count <= server->config->max_connections_per_uid)
 		return true;
-	log_warning("uid %u has %u connections open "
-		    "(max_connections_per_uid), rejecting a new one",
+	log_warning("uid %u reached max_connections_per_uid (%u open), "
+		    "rejecting a new connection",
 		    (unsigned)c->peer.uid, count - 1);
 	c->close_after_output = true;
 	connection_error(c, CLOUDAPP_ERROR_LIMIT_EXCEEDED, NULL,
-			 "uid %u already has %u connections open "
-			 "(max_connections_per_uid); close one and retry",
+			 "uid %u reached max_connections_per_uid (%u open); "
+			 "close one and retry",
 			 (unsigned)c->peer.uid, count - 1);
 	return false;
 }

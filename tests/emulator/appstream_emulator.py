@@ -417,6 +417,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "AppStreamEmulator/1"
 
+    def date_time_string(self, timestamp=None):
+        """Return the Date header from the emulator's clock, so that a
+        client can measure the --clock-offset from it."""
+        if timestamp is None:
+            timestamp = self.server.emulator.now()
+        return super().date_time_string(timestamp)
+
     def log_message(self, format, *args):
         sys.stderr.write("emulator: %s\n" % (format % args))
 
@@ -492,6 +499,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             params.update(form)
             entry["end_user_id"] = params.get("EndUserId")
             entry["task_id"] = params.get("TaskId")
+            entry["call"] = "poll" if "TaskId" in params else "start"
             fault = emulator.fault_for(params.get("EndUserId", ""))
             if fault and fault.get("delay_seconds"):
                 time.sleep(float(fault["delay_seconds"]))

@@ -98,24 +98,28 @@ wait_for() {
 	fail "timed out waiting for $what"
 }
 
-# Starts the emulator; sets EMULATOR_PORT and EMULATOR_STATE.
+# Starts the emulator; sets EMULATOR_PORT and EMULATOR_STATE.  A second
+# emulator needs another EMULATOR_NAME; EMULATOR_ARGS adds options.
 start_emulator() {
-	local task_seconds=${1:-1}
+	local task_seconds=${1:-1} name=${EMULATOR_NAME:-emulator}
 	"$top_srcdir/tests/emulator/make-certs.sh" "$WORK/certs" >/dev/null
-	EMULATOR_STATE=$WORK/emulator
+	EMULATOR_STATE=$WORK/$name
 	mkdir -p "$EMULATOR_STATE"
-	printf 'emulator-secret-%s\n' "$RANDOM$RANDOM" > "$WORK/emulator-secret"
-	chmod 0600 "$WORK/emulator-secret"
+	if [ ! -f "$WORK/emulator-secret" ]; then
+		printf 'emulator-secret-%s\n' "$RANDOM$RANDOM" > "$WORK/emulator-secret"
+		chmod 0600 "$WORK/emulator-secret"
+	fi
 	python3 "$top_srcdir/tests/emulator/appstream_emulator.py" \
-		--port 0 --port-file "$WORK/emulator.port" \
+		--port 0 --port-file "$WORK/$name.port" \
 		--cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key" \
 		--state-dir "$EMULATOR_STATE" \
 		--access-key-id "$TEST_ACCESS_KEY_ID" \
 		--access-key-secret-file "$WORK/emulator-secret" \
-		--task-seconds "$task_seconds" 2> "$WORK/emulator.log" &
+		--task-seconds "$task_seconds" ${EMULATOR_ARGS:-} \
+		2> "$WORK/$name.log" &
 	lib_pids+=($!)
-	wait_for "the emulator" test -s "$WORK/emulator.port"
-	EMULATOR_PORT=$(cat "$WORK/emulator.port")
+	wait_for "the emulator" test -s "$WORK/$name.port"
+	EMULATOR_PORT=$(cat "$WORK/$name.port")
 }
 
 # Writes a daemon configuration NAME.conf using SECRET_FILE; extra settings

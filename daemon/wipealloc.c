@@ -1,0 +1,69 @@
+/*
+ * Heap memory of cloudapp-ticketd is wiped when it is freed.  A ticket
+ * passes through buffers the daemon does not own: libcurl's download
+ * buffer, json-c's parser and printer buffers, which grow by realloc().
+ * The daemon wipes its own copies, but those libraries free theirs as they
+ * are, and a ticket would stay readable in freed memory, in a core dump
+ * for example, long after it was handed out.
+ *
+ * glibc supports replacing malloc() in the executable.  These wrappers
+ * forward to glibc's own allocator (__libc_malloc and friends) and
+ * explicit_bzero() each block before it is freed, also inside realloc(),
+ * which would otherwise free the old block as it is.  Only this program
+ * links this file, not the PAM module or cloudappctl.
+ *
+ * NOTE: memory freed by glibc internally (for example by reallocarray())
+ * does not pass through these wrappers.
+ */
+
+#include "config.h"
+
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void __libc_free(void *ptr);
+
+void *malloc(size_t size)
+{
+	return __libc_malloc(size);
+}
+
+void *calloc(size_t count, size_t size)
+{
+	return __libc_calloc(count, size);
+}
+
+void free(void *ptr)
+{
+	if (!ptr)
+		return;
+	explicit_bzero(ptr, malloc_usable_size(ptr));
+	__libc_free(ptr);
+}
+
+/* Always moves the data, so the old block is wiped before it is freed. */
+void *realloc(void *ptr, size_t size)
+{
+	size_t old_size;
+	void *grown;
+
+	if (!ptr)
+		return __libc_malloc(size);
+	if (size == 0) {
+		free(ptr);
+		return NULL;
+	}
+	old_size = malloc_usable_size(ptr);
+	/* Shrinking, or growing within the block, keeps it in place. */
+	if (size <= old_size)
+		return ptr;
+	grown = __libc_malloc(size);
+	if (!grown)
+		return NULL;
+	memcpy(grown, ptr, old_size);
+	free(ptr);
+	return grown;
+}

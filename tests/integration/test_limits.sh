@@ -1,0 +1,261 @@
+#!/bin/bash
+# Many logins at once: shared tasks, the task and request limits, the
+# per-uid limits, each class of retry against the emulator's faults, the
+# clock offset correction, idle exit with a connection arriving, and a
+# handed-out ticket gone from the daemon's memory.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_tools
+setup_work
+# Users for the fault checks, each with its own EndUserId.
+for name in fault_http500 fault_throttle fault_html fault_empty \
+	fault_timeout fault_forbidden; do
+	echo "$name:x:$((20000 + ${#name} * 7 + RANDOM % 1000)):20000::/nonexistent:/bin/sh" \
+		>> "$WORK/passwd"
+done
+start_emulator 1
+
+SECRET=$WORK/access-key-secret
+cp "$WORK/emulator-secret" "$SECRET"
+chmod 0600 "$SECRET"
+CTL=$top_builddir/cloudappctl
+
+passed=0
+failed=0
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok - $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $name"
+		failed=$((failed + 1))
+	fi
+}
+
+# Counts the first calls (not polls) the emulator accepted for a user.
+count_starts() {
+	grep "\"end_user_id\": \"$1\"" "$EMULATOR_STATE/requests.jsonl" 2>/dev/null |
+		grep '"result": "OK"' | grep -c '"call": "start"'
+}
+
+# Counts every request the emulator received for a user.
+count_requests() {
+	grep -c "\"end_user_id\": \"$1\"" "$EMULATOR_STATE/requests.jsonl"
+}
+
+set_faults() {
+	printf '%s\n' "$1" > "$EMULATOR_STATE/faults.json"
+}
+
+# Starts a daemon with extra settings from stdin; sets SOCKET.
+daemon_with() {
+	local name=$1
+	write_config "$name" "$SECRET"
+	SOCKET=$WORK/$name.sock
+	start_daemon "$WORK/$name.conf" "$SOCKET"
+}
+
+shared_task() {
+	local before
+	before=$(count_starts alice)
+	"$CTL" --socket "$SOCKET" -q ticket --user alice > "$WORK/shared1" &
+	local first=$!
+	"$CTL" --socket "$SOCKET" -q ticket --user alice > "$WORK/shared2" ||
+		return 1
+	wait "$first" || return 1
+	[ -s "$WORK/shared1" ] && cmp -s "$WORK/shared1" "$WORK/shared2" &&
+		[ "$(count_starts alice)" = $((before + 1)) ]
+}
+
+task_limit_queues() {
+	daemon_with tasklimit <<'CONF'
+max_tasks = 1;
+CONF
+	"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null &
+	local first=$!
+	sleep 0.3
+	"$CTL" --socket "$SOCKET" ticket --user bob > "$WORK/queued.out" \
+		2> "$WORK/queued.err" || { cat "$WORK/queued.err"; return 1; }
+	wait "$first" || return 1
+	grep -q "queued behind other logins (max_tasks), position 1" \
+		"$WORK/queued.err" && [ -s "$WORK/queued.out" ]
+}
+
+rate_limit_queues() {
+	daemon_with ratelimit <<'CONF'
+max_requests_per_second = 0.5;
+CONF
+	"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null &
+	local first=$!
+	sleep 0.3
+	"$CTL" --socket "$SOCKET" ticket --user bob > "$WORK/rate.out" \
+		2> "$WORK/rate.err" || { cat "$WORK/rate.err"; return 1; }
+	wait "$first" || return 1
+	grep -q "queued for the API request rate" "$WORK/rate.err" &&
+		[ -s "$WORK/rate.out" ]
+}
+
+uid_request_limit() {
+	local i
+	daemon_with uidlimit <<'CONF'
+max_requests_per_uid = 2;
+CONF
+	for i in 1 2; do
+		as_user alice "$CTL" --socket "$SOCKET" -q ticket > /dev/null ||
+			return 1
+	done
+	if as_user alice "$CTL" --socket "$SOCKET" -q ticket \
+		> /dev/null 2> "$WORK/uidlimit.err"; then
+		return 1
+	fi
+	cat "$WORK/uidlimit.err"
+	grep -q "max_requests_per_uid" "$WORK/uidlimit.err" &&
+		"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null
+}
+
+uid_connection_limit() {
+	daemon_with connlimit <<'CONF'
+max_connections_per_uid = 1;
+CONF
+	as_user alice python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+time.sleep(5)
+' "$SOCKET" &
+	local holder=$!
+	sleep 0.5
+	if as_user alice "$CTL" --socket "$SOCKET" status \
+		> /dev/null 2> "$WORK/connlimit.err"; then
+		kill "$holder"
+		return 1
+	fi
+	kill "$holder"
+	wait "$holder" 2>/dev/null
+	cat "$WORK/connlimit.err"
+	grep -q "max_connections_per_uid" "$WORK/connlimit.err" &&
+		as_user bob "$CTL" --socket "$SOCKET" status > /dev/null
+}
+
+# Each transient fault hits the first request(s) only; the ticket comes
+# after a retry, signed anew (the emulator rejects a reused nonce).
+retried_fault() {
+	local user=$1 fault=$2
+	set_faults "{\"$user\": $fault}"
+	"$CTL" --socket "$SOCKET" -q ticket --user "$user" > "$WORK/$user.out" \
+		2> "$WORK/$user.err" || { cat "$WORK/$user.err"; return 1; }
+	[ -s "$WORK/$user.out" ] &&
+		grep -q "end_user_id=$user.*retry 1 in\|retry 1 in.*end_user_id=$user" \
+			"$WORK/daemon.log"
+}
+
+forbidden_not_retried() {
+	set_faults '{"fault_forbidden": {"fail": "forbidden"}}'
+	if "$CTL" --socket "$SOCKET" -q ticket --user fault_forbidden \
+		> /dev/null 2> "$WORK/forbidden.err"; then
+		return 1
+	fi
+	cat "$WORK/forbidden.err"
+	grep -q "Code Forbidden.RAM" "$WORK/forbidden.err" &&
+		[ "$(count_requests fault_forbidden)" = 1 ]
+}
+
+# An emulator whose clock is an hour ahead rejects the first request;
+# the daemon reads the offset from the Date header and retries.
+clock_offset_corrected() {
+	local saved_port=$EMULATOR_PORT saved_state=$EMULATOR_STATE
+	EMULATOR_NAME=skewed EMULATOR_ARGS="--clock-offset 3600" \
+		start_emulator 0.2
+	daemon_with skewed < /dev/null
+	"$CTL" --socket "$SOCKET" -q ticket --user alice > "$WORK/skewed.out" \
+		2> "$WORK/skewed.err"
+	local status=$?
+	local expired
+	expired=$(grep -c '"result": "InvalidTimeStamp.Expired"' \
+		"$EMULATOR_STATE/requests.jsonl")
+	EMULATOR_PORT=$saved_port EMULATOR_STATE=$saved_state
+	cat "$WORK/skewed.err"
+	[ "$status" = 0 ] && [ "$expired" = 1 ] &&
+		grep -q "clock is 360[0-9] s ahead of this host's" "$WORK/daemon.log"
+}
+
+# Under a supervisor that keeps the socket, as systemd does, the daemon
+# exits when idle and the next client starts it again.
+idle_exit_and_restart() {
+	local socket=$WORK/idle.sock i
+	write_config idle "$SECRET" <<'CONF'
+idle_timeout = 1;
+CONF
+	python3 "$top_srcdir/tests/integration/socket-supervisor.py" \
+		"$socket" "$WORK/idle.starts" \
+		env LD_PRELOAD="$NSS_WRAPPER_LIB" \
+		NSS_WRAPPER_PASSWD="$NSS_WRAPPER_PASSWD" \
+		NSS_WRAPPER_GROUP="$NSS_WRAPPER_GROUP" \
+		"$top_builddir/cloudapp-ticketd" --config "$WORK/idle.conf" \
+		2>> "$WORK/daemon.log" &
+	lib_pids+=($!)
+	wait_for "the supervised socket" test -S "$socket"
+	"$CTL" --socket "$socket" -q ticket --user alice > /dev/null || return 1
+	for ((i = 0; i < 100; i++)); do
+		grep -q "^exit 0" "$WORK/idle.starts" && break
+		sleep 0.1
+	done
+	grep -q "^exit 0" "$WORK/idle.starts" ||
+		{ echo "the daemon did not exit when idle"; return 1; }
+	# No daemon runs now; this client waits in the backlog.
+	"$CTL" --socket "$socket" -q ticket --user bob > /dev/null || return 1
+	cat "$WORK/idle.starts"
+	[ "$(grep -c '^start' "$WORK/idle.starts")" = 2 ] &&
+		grep -q "idle for 1 s, exiting" "$WORK/daemon.log"
+}
+
+# After pickup, no copy of the ticket is left in the daemon's memory.
+ticket_gone_after_pickup() {
+	command -v gcore > /dev/null || { echo "gdb is not installed"; return 1; }
+	daemon_with memory < /dev/null
+	local pid=${lib_pids[-1]} ticket
+	"$CTL" --socket "$SOCKET" -q ticket --user alice > "$WORK/memory.out" ||
+		return 1
+	ticket=$(cat "$WORK/memory.out")
+	gcore -o "$WORK/core" "$pid" > /dev/null 2>&1 || return 1
+	# The first 32 characters are enough to find a copy or a fragment.
+	if grep -q -a -F -- "${ticket:0:32}" "$WORK/core.$pid"; then
+		echo "the ticket is still in the daemon's memory"
+		rm -f "$WORK/core.$pid"
+		return 1
+	fi
+	rm -f "$WORK/core.$pid"
+}
+
+daemon_with main < /dev/null
+MAIN_SOCKET=$SOCKET
+check "shared task, one cloud call" shared_task
+check "task limit queues in order" task_limit_queues
+check "rate limit queues requests" rate_limit_queues
+check "per-uid request limit" uid_request_limit
+check "per-uid connection limit" uid_connection_limit
+
+write_config retry "$SECRET" <<'CONF'
+request_timeout = 1;
+CONF
+SOCKET=$WORK/retry.sock
+start_daemon "$WORK/retry.conf" "$SOCKET"
+check "HTTP 500 retried" retried_fault fault_http500 \
+	'{"fail": "http500", "count": 2}'
+check "Throttling retried after TimeLeft" retried_fault fault_throttle \
+	'{"fail": "throttling", "count": 1, "time_left": 1}'
+check "HTML 502 retried" retried_fault fault_html '{"fail": "html502", "count": 1}'
+check "empty 503 retried" retried_fault fault_empty '{"fail": "empty503", "count": 1}'
+check "request timeout retried" retried_fault fault_timeout \
+	'{"delay_seconds": 2, "count": 1}'
+check "Forbidden not retried" forbidden_not_retried
+rm -f "$EMULATOR_STATE/faults.json"
+check "clock offset corrected" clock_offset_corrected
+check "idle exit, then restart" idle_exit_and_restart
+check "ticket gone after pickup" ticket_gone_after_pickup
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
