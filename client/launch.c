@@ -32,8 +32,13 @@
 /* Attempts at a unique name before giving up, as mkstemp() does. */
 #define LAUNCH_TICKET_FILE_ATTEMPTS 100
 
-/* Signals that reach cloudappctl and are passed on to the client. */
-static const int launch_forwarded_signals[] = { SIGHUP, SIGINT, SIGTERM };
+/* Signals that reach cloudappctl and are passed on to the client, so
+ * that cloudappctl outlives the client and removes the ticket file.  Any
+ * signal whose default action ends the process belongs here, except
+ * SIGKILL and SIGSTOP, which cannot be caught, and the fault signals. */
+static const int launch_forwarded_signals[] = {
+	SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM,
+};
 #define LAUNCH_FORWARDED_SIGNAL_COUNT                                          \
 	(sizeof(launch_forwarded_signals) / sizeof(launch_forwarded_signals[0]))
 
@@ -473,8 +478,8 @@ static void exec_client(char **argv, const struct sigaction *old_actions,
 }
 
 /*
- * Runs argv, forwarding SIGHUP, SIGINT and SIGTERM to it, and waits for
- * it.  Returns its exit status, 128 + the signal that killed it, or
+ * Runs argv, forwarding launch_forwarded_signals to it, and waits for it.
+ * Returns its exit status, 128 + the signal that killed it, or
  * CTL_EXIT_FAILURE after printing the error.
  */
 static int run_client(char **argv)

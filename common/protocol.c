@@ -193,6 +193,10 @@ const char *cloudapp_json_string(json_object *object, const char *key)
 	if (!object || !json_object_object_get_ex(object, key, &value) ||
 	    !json_object_is_type(value, json_type_string))
 		return NULL;
+	/* "alice\u0000x" would otherwise read as "alice". */
+	if (strlen(json_object_get_string(value)) !=
+	    (size_t)json_object_get_string_len(value))
+		return NULL;
 	return json_object_get_string(value);
 }
 
@@ -207,8 +211,13 @@ bool cloudapp_user_name_valid(const char *name)
 		return false;
 	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 		return false;
+	if (!cloudapp_utf8_valid(name, len))
+		return false;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
 		if (*p < 0x20 || *p == 0x7f || *p == '/')
+			return false;
+		/* C1 controls, U+0080 to U+009F, are 0xc2 0x80..0x9f. */
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
 			return false;
 	}
 	return true;
@@ -221,6 +230,9 @@ uint64_t cloudapp_now_usec(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+/* Wait between connection attempts while the daemon's backlog is full. */
+#define CLIENT_CONNECT_RETRY_MS 20
 
 /* Returns the milliseconds left before the deadline for poll(), -1 for
  * none, or 0 when it has passed. */
@@ -280,20 +292,40 @@ int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 	if (client->fd < 0)
 		return -errno;
 
-	if (connect(client->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		if (errno != EINPROGRESS && errno != EAGAIN) {
-			r = -errno;
+	for (;;) {
+		int timeout;
+
+		if (connect(client->fd, (struct sockaddr *)&addr,
+			    sizeof(addr)) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			break;
+		/* The listener's backlog is full, and the kernel does not
+		 * say when it has room: try again shortly, until the
+		 * deadline. */
+		timeout = client_poll_timeout(client);
+		if (timeout == 0) {
+			r = -ETIMEDOUT;
 			goto fail;
 		}
-		r = client_wait(client, POLLOUT);
-		if (r < 0)
-			goto fail;
-		len = sizeof(error);
-		if (getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error,
-			       &len) < 0 || error != 0) {
-			r = error ? -error : -errno;
-			goto fail;
-		}
+		if (timeout < 0 || timeout > CLIENT_CONNECT_RETRY_MS)
+			timeout = CLIENT_CONNECT_RETRY_MS;
+		poll(NULL, 0, timeout);
+	}
+	if (errno != EINPROGRESS) {
+		r = -errno;
+		goto fail;
+	}
+	r = client_wait(client, POLLOUT);
+	if (r < 0)
+		goto fail;
+	len = sizeof(error);
+	if (getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0 ||
+	    error != 0) {
+		r = error ? -error : -errno;
+		goto fail;
 	}
 	return 0;
 

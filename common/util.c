@@ -95,3 +95,19 @@ bool cloudapp_utf8_valid(const char *s, size_t len)
 	}
 	return true;
 }
+
+void cloudapp_utf8_trim(char *s)
+{
+	size_t len = strlen(s), start = len;
+
+	/* Find where the last character starts: at most 3 continuation
+	 * bytes (10xxxxxx) back. */
+	while (start > 0 && len - start < 4 &&
+	       ((unsigned char)s[start - 1] & 0xc0) == 0x80)
+		start--;
+	if (start == 0)
+		return;
+	start--;
+	if (!cloudapp_utf8_valid(s + start, len - start))
+		s[start] = '\0';
+}

@@ -29,4 +29,11 @@ int cloudapp_parse_seconds(const char *text, int64_t max_ms, int64_t *ret_ms);
 /* Returns true when s is valid UTF-8 without overlong forms or surrogates. */
 bool cloudapp_utf8_valid(const char *s, size_t len);
 
+/*
+ * Cuts a NUL-terminated string that snprintf() may have cut inside a
+ * UTF-8 character back to the last whole character, so that it stays
+ * valid for JSON.
+ */
+void cloudapp_utf8_trim(char *s);
+
 #endif

@@ -170,6 +170,10 @@ static int api_copy_string(json_object *object, const char *key, char **ret)
 	if (!json_object_object_get_ex(object, key, &value) ||
 	    !json_object_is_type(value, json_type_string))
 		return 0;
+	/* An escaped NUL would cut the value short without a trace. */
+	if (strlen(json_object_get_string(value)) !=
+	    (size_t)json_object_get_string_len(value))
+		return -EBADMSG;
 	*ret = strdup(json_object_get_string(value));
 	return *ret ? 0 : -ENOMEM;
 }

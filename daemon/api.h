@@ -18,6 +18,10 @@
 /* Deepest JSON nesting accepted in a response. */
 #define API_JSON_DEPTH_MAX 16
 
+/* Longest Ticket accepted.  Real tickets are a few hundred bytes; the
+ * limit keeps the final reply under the wire protocol's 64 KiB. */
+#define API_TICKET_MAX (32 * 1024)
+
 /* The parameters of one GetConnectionTicket call. */
 struct api_ticket_call {
 	const char *product_type;

@@ -19,6 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "mapping.h"
 #include "placeholder.h"
 #include "util.h"
@@ -30,6 +34,7 @@ static const char *const config_known_settings[] = {
 	"app_id",
 	"ca_file",
 	"client_command",
+	"client_idle_timeout",
 	"end_user_id",
 	"endpoint",
 	"idle_timeout",
@@ -114,6 +119,45 @@ static int config_get_string(const config_t *cfg, const char *path,
 	return *ret ? 0 : -ENOMEM;
 }
 
+/*
+ * Checks that an integer setting holds the number written in the file.
+ * libconfig 1.5 wraps an integer past 32 bits without the L suffix
+ * silently, so "ticket_timeout = 4294967297;" would read as 1.  Returns
+ * false when the text on the setting's line is a different number.
+ */
+static bool config_int_matches_text(const char *path, int line,
+				    const char *name, long long value)
+{
+	char text[1024];
+	FILE *file;
+	bool matches = true;
+
+	file = fopen(path, "re");
+	if (!file)
+		return true;
+	for (int i = 1; fgets(text, sizeof(text), file); i++) {
+		const char *p;
+		char *end;
+		long long written;
+
+		if (i != line)
+			continue;
+		p = strstr(text, name);
+		if (p)
+			p = strpbrk(p + strlen(name), "=:");
+		if (!p)
+			break;
+		errno = 0;
+		written = strtoll(p + 1, &end, 0);
+		matches = errno == ERANGE ? false :
+			  end == p + 1	  ? true :
+					    written == value;
+		break;
+	}
+	fclose(file);
+	return matches;
+}
+
 /* Reads a duration in seconds (integer or float) into milliseconds. */
 static int config_get_seconds(const config_t *cfg, const char *path,
 			      const char *name, int64_t min_ms, int64_t max_ms,
@@ -127,6 +171,15 @@ static int config_get_seconds(const config_t *cfg, const char *path,
 	switch (config_setting_type(s)) {
 	case CONFIG_TYPE_INT:
 		seconds = config_setting_get_int(s);
+		if (!config_int_matches_text(path,
+					     config_setting_source_line(s),
+					     name, config_setting_get_int(s)))
+			return config_error(ret_error, path,
+					    config_setting_source_line(s),
+					    name,
+					    "the number is too large; use %g "
+					    "to %g",
+					    min_ms / 1000.0, max_ms / 1000.0);
 		break;
 	case CONFIG_TYPE_INT64:
 		seconds = (double)config_setting_get_int64(s);
@@ -193,6 +246,13 @@ static int config_get_count(const config_t *cfg, const char *path,
 
 	if (!s)
 		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT &&
+	    !config_int_matches_text(path, config_setting_source_line(s),
+				     name, config_setting_get_int(s)))
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "the number is too large; use %u to %u",
+				    min, max);
 	if (config_setting_type(s) == CONFIG_TYPE_INT)
 		value = config_setting_get_int(s);
 	else if (config_setting_type(s) == CONFIG_TYPE_INT64)
@@ -273,14 +333,19 @@ static int config_check_endpoint(struct daemon_config *config,
 int config_read_secret_file(const char *path, char **ret_secret,
 			    char **ret_error)
 {
-	char buf[CONFIG_STRING_MAX + 2];
+	/* Room for the secret, a CR LF line end, one byte more to detect a
+	 * longer file, and the NUL. */
+	char buf[CONFIG_STRING_MAX + 4];
 	struct stat st;
 	ssize_t n;
 	int fd, r;
 
 	*ret_secret = NULL;
 	*ret_error = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	/* O_NONBLOCK keeps a FIFO from blocking the open; it is rejected
+	 * below as not a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+				O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
 		/* O_NOFOLLOW reports a symbolic link as ELOOP. */
@@ -326,7 +391,7 @@ int config_read_secret_file(const char *path, char **ret_secret,
 	n = read(fd, buf, sizeof(buf) - 1);
 	r = n < 0 ? -errno : 0;
 	close(fd);
-	if (n < 0 || n > CONFIG_STRING_MAX) {
+	if (n < 0 || n > CONFIG_STRING_MAX + 2) {
 		cloudapp_wipe(buf, sizeof(buf));
 		if (asprintf(ret_error, "%s: %s", path,
 			     n < 0 ? strerror(-r) : "secret is too long") < 0)
@@ -338,6 +403,12 @@ int config_read_secret_file(const char *path, char **ret_secret,
 		buf[--n] = '\0';
 	if (n > 0 && buf[n - 1] == '\r')
 		buf[--n] = '\0';
+	if (n > CONFIG_STRING_MAX) {
+		cloudapp_wipe(buf, sizeof(buf));
+		if (asprintf(ret_error, "%s: secret is too long", path) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
 	/* AccessKey secrets are letters and digits, so white space is
 	 * most likely a copy-and-paste slip that would only show up later
 	 * as SignatureDoesNotMatch. */
@@ -491,6 +562,7 @@ static int config_get_durations(struct daemon_config *config,
 	config->pickup_timeout_ms = CONFIG_PICKUP_TIMEOUT_DEFAULT_MS;
 	config->poll_interval_max_ms = CONFIG_POLL_INTERVAL_MAX_DEFAULT_MS;
 	config->idle_timeout_ms = CONFIG_IDLE_TIMEOUT_DEFAULT_MS;
+	config->client_idle_timeout_ms = CONFIG_CLIENT_IDLE_TIMEOUT_DEFAULT_MS;
 
 	r = config_get_seconds(cfg, path, "poll_interval",
 			       CONFIG_POLL_INTERVAL_MIN_MS,
@@ -517,6 +589,11 @@ static int config_get_durations(struct daemon_config *config,
 		r = config_get_seconds(cfg, path, "idle_timeout", 0,
 				       CONFIG_IDLE_TIMEOUT_MAX_MS,
 				       &config->idle_timeout_ms, ret_error);
+	if (r == 0)
+		r = config_get_seconds(cfg, path, "client_idle_timeout", 1000,
+				       CONFIG_CLIENT_IDLE_TIMEOUT_MAX_MS,
+				       &config->client_idle_timeout_ms,
+				       ret_error);
 	/* An unset cap follows a long poll_interval up. */
 	if (r == 0 && !config_lookup(cfg, "poll_interval_max") &&
 	    config->poll_interval_max_ms < config->poll_interval_ms)
@@ -569,6 +646,37 @@ static int config_get_limits(struct daemon_config *config,
 	return r;
 }
 
+/* Checks that the CA file starts with a PEM certificate, so that a wrong
+ * file fails here and not on every request. */
+static int config_check_ca_file(const char *path, char **ret_error)
+{
+	FILE *file = fopen(path, "re");
+	X509 *cert;
+
+	*ret_error = NULL;
+	if (!file) {
+		int r = -errno;
+
+		if (asprintf(ret_error, "cannot read %s: %s", path,
+			     strerror(-r)) < 0)
+			*ret_error = NULL;
+		return r;
+	}
+	cert = PEM_read_X509(file, NULL, NULL, NULL);
+	fclose(file);
+	ERR_clear_error();
+	if (!cert) {
+		if (asprintf(ret_error,
+			     "%s contains no PEM certificate (\"-----BEGIN "
+			     "CERTIFICATE-----\")",
+			     path) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	X509_free(cert);
+	return 0;
+}
+
 /* Checks values that need more than a type: names, files, templates. */
 static int config_check_values(struct daemon_config *config,
 			       const config_t *cfg, char **ret_error)
@@ -606,11 +714,16 @@ static int config_check_values(struct daemon_config *config,
 		return r;
 	}
 
-	if (config->ca_file && access(config->ca_file, R_OK) < 0)
-		return config_error(ret_error, config->path,
-				    setting_line(cfg, "ca_file"), "ca_file",
-				    "cannot read %s: %s", config->ca_file,
-				    strerror(errno));
+	if (config->ca_file) {
+		r = config_check_ca_file(config->ca_file, &detail);
+		if (r < 0) {
+			config_error(ret_error, config->path,
+				     setting_line(cfg, "ca_file"), "ca_file",
+				     "%s", detail ? detail : strerror(-r));
+			free(detail);
+			return r;
+		}
+	}
 
 	r = config_read_secret_file(config->access_key_secret_file,
 				    &config->access_key_secret, &detail);
@@ -625,10 +738,46 @@ static int config_check_values(struct daemon_config *config,
 	return 0;
 }
 
+/*
+ * Opens the configuration file, which must be a regular file.  A FIFO or
+ * a device would make the read block or never end.
+ */
+static int config_open(const char *path, FILE **ret_file, char **ret_error)
+{
+	struct stat st = { 0 };
+	int fd, r;
+
+	*ret_file = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		if (asprintf(ret_error, "%s: cannot open: %s", path,
+			     strerror(-r)) < 0)
+			*ret_error = NULL;
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		close(fd);
+		if (asprintf(ret_error, "%s: %s", path,
+			     r == -EISDIR ? "is a folder, not a file" :
+					    "is not a regular file") < 0)
+			*ret_error = NULL;
+		return r;
+	}
+	*ret_file = fdopen(fd, "r");
+	if (!*ret_file) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 int config_load(const char *path, struct daemon_config **ret_config,
 		char **ret_error)
 {
 	struct daemon_config *config;
+	FILE *file = NULL;
 	config_t cfg;
 	int r;
 
@@ -644,7 +793,10 @@ int config_load(const char *path, struct daemon_config **ret_config,
 	}
 
 	config_init(&cfg);
-	if (!config_read_file(&cfg, path)) {
+	r = config_open(path, &file, ret_error);
+	if (r < 0)
+		goto out;
+	if (!config_read(&cfg, file)) {
 		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
 			if (asprintf(ret_error, "%s: cannot read: %s", path,
 				     strerror(errno)) < 0)
@@ -675,6 +827,8 @@ int config_load(const char *path, struct daemon_config **ret_config,
 		r = config_check_values(config, &cfg, ret_error);
 
 out:
+	if (file)
+		fclose(file);
 	config_destroy(&cfg);
 	if (r < 0) {
 		if (!*ret_error && r == -ENOMEM)

@@ -22,6 +22,8 @@
 #define CONFIG_POLL_INTERVAL_MAX_DEFAULT_MS 5000
 #define CONFIG_IDLE_TIMEOUT_DEFAULT_MS 300000
 #define CONFIG_IDLE_TIMEOUT_MAX_MS 86400000
+#define CONFIG_CLIENT_IDLE_TIMEOUT_DEFAULT_MS 60000
+#define CONFIG_CLIENT_IDLE_TIMEOUT_MAX_MS 3600000
 
 /* Defaults of the growth factor of the poll interval and of the limits.
  * NOTE: the API's own flow control for GetConnectionTicket is not
@@ -55,6 +57,7 @@ struct daemon_config {
 	int64_t poll_interval_max_ms; /* the cap of the growing interval */
 	double poll_backoff;	      /* each wait is the last one times this */
 	int64_t idle_timeout_ms;      /* 0: never exit when idle */
+	int64_t client_idle_timeout_ms; /* closes connections left unused */
 	unsigned max_tasks;	      /* cloud tasks in flight */
 	double max_requests_per_second;
 	unsigned max_connections;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -26,6 +27,10 @@
 #include "log.h"
 #include "server.h"
 #include "task.h"
+
+/* Descriptors kept for the journal, NSS, libcurl's connections and the
+ * listening sockets, beyond client connections. */
+#define MAIN_FD_RESERVE 128
 
 /* Backlog of the socket made by --listen. */
 #define MAIN_LISTEN_BACKLOG 128
@@ -286,6 +291,36 @@ static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
+/*
+ * Raises the soft limit of open files to the hard one, as systemd advises
+ * for services that need many descriptors (its default soft limit is
+ * 1024), and lowers max_connections to what the limit allows.
+ */
+static void setup_file_limit(struct daemon_config *config)
+{
+	struct rlimit limit;
+	rlim_t usable;
+
+	if (getrlimit(RLIMIT_NOFILE, &limit) < 0)
+		return;
+	if (limit.rlim_cur < limit.rlim_max) {
+		limit.rlim_cur = limit.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &limit) < 0)
+			getrlimit(RLIMIT_NOFILE, &limit);
+	}
+	if (limit.rlim_cur == RLIM_INFINITY ||
+	    limit.rlim_cur <= MAIN_FD_RESERVE)
+		return;
+	usable = limit.rlim_cur - MAIN_FD_RESERVE;
+	if (config->max_connections > usable) {
+		log_notice("the open file limit is %llu, so max_connections "
+			   "is lowered from %u to %llu",
+			   (unsigned long long)limit.rlim_cur,
+			   config->max_connections, (unsigned long long)usable);
+		config->max_connections = (unsigned)usable;
+	}
+}
+
 static int setup_event_loop(struct daemon *d)
 {
 	sigset_t mask;
@@ -345,6 +380,7 @@ int main(int argc, char **argv)
 		config_free(d.config);
 		return EXIT_SUCCESS;
 	}
+	setup_file_limit(d.config);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialize libcurl");
 		config_free(d.config);

@@ -50,6 +50,7 @@ struct connection {
 	struct task_waiter *waiter;
 	bool more;
 	sd_event_source *resume; /* reads the next call after a parked one */
+	sd_event_source *idle_timer; /* closes a connection left unused */
 };
 
 struct server {
@@ -60,6 +61,7 @@ struct server {
 	struct connection *connections;
 	unsigned n_connections;
 	bool accepting; /* false while max_connections are open */
+	sd_event_source *accept_pause; /* after accept() ran out of fds */
 	struct uid_counter *uid_requests;
 	void (*changed)(void *userdata);
 	void *changed_userdata;
@@ -81,12 +83,13 @@ static void connection_free(struct connection *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	server->n_connections--;
-	if (!server->accepting &&
+	if (!server->accepting && !server->accept_pause &&
 	    server->n_connections < server->config->max_connections)
 		server_set_accepting(server, true);
 
 	sd_event_source_disable_unref(c->source);
 	sd_event_source_disable_unref(c->resume);
+	sd_event_source_disable_unref(c->idle_timer);
 	close(c->fd);
 	peer_clear(&c->peer);
 	cloudapp_msgbuf_free(&c->input);
@@ -95,6 +98,42 @@ static void connection_free(struct connection *c)
 		free(c->output);
 	}
 	free(c);
+}
+
+static int connection_on_idle(sd_event_source *s, uint64_t usec,
+			      void *userdata)
+{
+	struct connection *c = userdata;
+
+	/* A GetTicket call waiting for its task is not idle. */
+	if (c->task)
+		return 0;
+	log_debug("closing the connection of uid %u: no call for %lld s "
+		  "(client_idle_timeout)",
+		  (unsigned)c->peer.uid,
+		  (long long)c->server->config->client_idle_timeout_ms / 1000);
+	connection_free(c);
+	return 0;
+}
+
+/* Restarts the countdown after which an unused connection is closed, so
+ * that idle connections cannot hold on to max_connections. */
+static void connection_arm_idle(struct connection *c)
+{
+	uint64_t now = 0;
+
+	sd_event_now(c->server->event, CLOCK_MONOTONIC, &now);
+	now += (uint64_t)c->server->config->client_idle_timeout_ms * 1000u;
+	if (c->idle_timer) {
+		sd_event_source_set_time(c->idle_timer, now);
+		sd_event_source_set_enabled(c->idle_timer, SD_EVENT_ONESHOT);
+		return;
+	}
+	if (sd_event_add_time(c->server->event, &c->idle_timer,
+			      CLOCK_MONOTONIC, now, 100000u,
+			      connection_on_idle, c) < 0)
+		log_warning("cannot arm the idle timer of a connection, "
+			    "ignoring");
 }
 
 static void connection_update_events(struct connection *c)
@@ -205,6 +244,7 @@ static bool connection_error(struct connection *c, const char *name,
 	va_start(ap, format);
 	vsnprintf(message, sizeof(message), format, ap);
 	va_end(ap);
+	cloudapp_utf8_trim(message);
 
 	if (!parameters)
 		parameters = json_object_new_object();
@@ -351,6 +391,7 @@ static void connection_resume(struct connection *c)
 {
 	c->task = NULL;
 	c->waiter = NULL;
+	connection_arm_idle(c);
 	connection_update_events(c);
 	if (c->input.len > 0 && !c->resume &&
 	    sd_event_add_defer(c->server->event, &c->resume,
@@ -703,6 +744,7 @@ static void connection_process(struct connection *c)
 			server->changed(server->changed_userdata);
 		if (!alive)
 			return;
+		connection_arm_idle(c);
 	}
 }
 
@@ -745,11 +787,41 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 			return 0;
 		}
 		OPENSSL_cleanse(chunk, (size_t)n);
-		if ((size_t)n < sizeof(chunk))
+		/* Read no further than one complete call, so a client that
+		 * pipelines calls cannot make the buffer grow without end. */
+		if ((size_t)n < sizeof(chunk) ||
+		    memchr(c->input.data, '\0', c->input.len))
 			break;
 	}
 	connection_process(c);
 	return 0;
+}
+
+static int server_on_accept_pause(sd_event_source *s, uint64_t usec,
+				  void *userdata)
+{
+	struct server *server = userdata;
+
+	sd_event_source_disable_unref(server->accept_pause);
+	server->accept_pause = NULL;
+	if (server->n_connections < server->config->max_connections)
+		server_set_accepting(server, true);
+	return 0;
+}
+
+static void server_pause_accepting(struct server *server)
+{
+	uint64_t now = 0;
+
+	server_set_accepting(server, false);
+	if (server->accept_pause)
+		return;
+	sd_event_now(server->event, CLOCK_MONOTONIC, &now);
+	if (sd_event_add_time(server->event, &server->accept_pause,
+			      CLOCK_MONOTONIC,
+			      now + SERVER_ACCEPT_PAUSE_MS * 1000ull, 0,
+			      server_on_accept_pause, server) < 0)
+		server_set_accepting(server, true);
 }
 
 static void server_set_accepting(struct server *server, bool accepting)
@@ -797,8 +869,14 @@ static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
 
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (cfd < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			log_warning("accept failed: %s", strerror(errno));
+		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+			return 0;
+		/* Out of descriptors or memory: retrying at once would spin,
+		 * so pause accepting; clients wait in the backlog. */
+		log_warning("accept failed: %s; pausing new connections for "
+			    "%u ms",
+			    strerror(errno), SERVER_ACCEPT_PAUSE_MS);
+		server_pause_accepting(server);
 		return 0;
 	}
 
@@ -825,6 +903,7 @@ static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
 	}
 	if (!server_check_uid_connections(server, c))
 		return 0;
+	connection_arm_idle(c);
 	if (server->n_connections >= server->config->max_connections) {
 		/* The kernel keeps further clients in the backlog until a
 		 * connection closes. */
@@ -887,6 +966,7 @@ void server_free(struct server *server)
 		free(l);
 	}
 	uid_counter_free(server->uid_requests);
+	sd_event_source_disable_unref(server->accept_pause);
 	sd_event_unref(server->event);
 	free(server);
 }

@@ -13,6 +13,9 @@
 #include "conf.h"
 #include "task.h"
 
+/* How long accepting pauses after accept() failed, e.g. with EMFILE. */
+#define SERVER_ACCEPT_PAUSE_MS 1000u
+
 /* Most reply bytes queued for a client that does not read. */
 #define SERVER_OUTPUT_MAX (1024 * 1024)
 

@@ -590,6 +590,13 @@ static void task_on_success(struct task *task, struct api_result *result)
 					 result->http_status,
 					 "TaskStatus is Finished but the "
 					 "response has no Ticket");
+		if (strlen(result->ticket) > API_TICKET_MAX)
+			return task_fail(task, CLOUDAPP_ERROR_CLOUD, NULL,
+					 result->request_id,
+					 result->http_status,
+					 "the Ticket is %zu bytes long, more "
+					 "than the %d this daemon accepts",
+					 strlen(result->ticket), API_TICKET_MAX);
 		log_ids(LOG_INFO, &ids,
 			"ticket ready after %u calls, %zu bytes, in %.1f s",
 			task->polls, strlen(result->ticket),
@@ -687,12 +694,16 @@ static int64_t task_retry_wait_ms(struct task *task,
 }
 
 static void task_on_failure(struct task *task,
-			    const struct task_failure *failure)
+			    struct task_failure *failure)
 {
 	struct task_registry *registry = task->registry;
 	struct log_ids ids = task_log_ids(task, failure->request_id,
 					  failure->code);
-	int64_t wait = task_retry_wait_ms(task, failure);
+	int64_t wait;
+
+	/* snprintf() may have cut the cloud's Message inside a character. */
+	cloudapp_utf8_trim(failure->message);
+	wait = task_retry_wait_ms(task, failure);
 	uint64_t deadline = task->started_usec +
 			    (uint64_t)registry->config->ticket_timeout_ms *
 				    USEC_PER_MSEC;

@@ -502,7 +502,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry["call"] = "poll" if "TaskId" in params else "start"
             fault = emulator.fault_for(params.get("EndUserId", ""))
             if fault and fault.get("delay_seconds"):
-                time.sleep(float(fault["delay_seconds"]))
+                try:
+                    time.sleep(float(fault["delay_seconds"]))
+                except (TypeError, ValueError):
+                    sys.stderr.write("emulator: ignoring delay_seconds "
+                                     f"{fault['delay_seconds']!r}, not a "
+                                     "number\n")
             fault_kind = emulator.apply_fault(fault) if fault else None
             reply = emulator.get_ticket(params, fault_kind)
         except ApiError as e:

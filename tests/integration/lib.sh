@@ -79,7 +79,7 @@ alice:x:$TEST_ALICE_UID:
 bob:x:$TEST_BOB_UID:
 GROUP
 	export NSS_WRAPPER_PASSWD=$WORK/passwd NSS_WRAPPER_GROUP=$WORK/group
-	mkdir -p "$WORK/run-alice" "$WORK/run-bob" "$WORK/out"
+	mkdir -p "$WORK/run-alice" "$WORK/run-bob" "$WORK/out" "$WORK/pam-runtime"
 	chown "$TEST_ALICE_UID:$TEST_ALICE_UID" "$WORK/run-alice"
 	chown "$TEST_BOB_UID:$TEST_BOB_UID" "$WORK/run-bob"
 	chmod 0700 "$WORK/run-alice" "$WORK/run-bob"
@@ -192,8 +192,10 @@ PAM
 pam_login() {
 	local service=$1 user=$2
 	shift 2
+	mkdir -p "$WORK/pam-runtime"
 	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
+		PAM_WRAPPER_RUNTIME_DIR="$WORK/pam-runtime" \
 		pamtester -v "$service" "$user" "$@"
 }
 

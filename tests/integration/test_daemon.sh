@@ -210,6 +210,7 @@ pam_session_leaves_nothing() {
 	write_pam_service leak "socket=$SOCKET timeout=2"
 	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
+		PAM_WRAPPER_RUNTIME_DIR="$WORK/pam-runtime" \
 		python3 "$top_srcdir/tests/integration/pam_session.py" leak alice
 }
 
@@ -233,8 +234,67 @@ PY
 	write_pam_service leak-silent "socket=$WORK/silent.sock timeout=1"
 	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
+		PAM_WRAPPER_RUNTIME_DIR="$WORK/pam-runtime" \
 		python3 "$top_srcdir/tests/integration/pam_session.py" \
 		leak-silent alice
+}
+
+# A FIFO as the secret file or the configuration must not block startup.
+fifo_rejected() {
+	mkfifo "$WORK/secret.fifo" "$WORK/config.fifo"
+	write_config fifo "$WORK/secret.fifo" < /dev/null
+	if timeout 10 "$DAEMON" --config "$WORK/fifo.conf" --check-config \
+		2> "$WORK/fifo.err"; then
+		return 1
+	fi
+	grep -q "not a regular file" "$WORK/fifo.err" || return 1
+	if timeout 10 "$DAEMON" --config "$WORK/config.fifo" --check-config \
+		2> "$WORK/fifo2.err"; then
+		return 1
+	fi
+	cat "$WORK/fifo.err" "$WORK/fifo2.err"
+	grep -q "not a regular file" "$WORK/fifo2.err"
+}
+
+# A connection with no call is closed after client_idle_timeout.
+idle_connection_closed() {
+	local socket=$WORK/idleconn.sock
+	write_config idleconn "$SECRET" <<'CONF'
+client_idle_timeout = 1;
+CONF
+	start_daemon "$WORK/idleconn.conf" "$socket"
+	as_user alice python3 - "$socket" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(10)
+s.connect(sys.argv[1])
+# The daemon closes the connection: recv() returns b"" well before 10 s.
+sys.exit(0 if s.recv(1) == b"" else 1)
+PY
+}
+
+# Out of descriptors, the daemon pauses accepting instead of spinning,
+# and serves again once connections close.
+out_of_descriptors() {
+	local socket=$WORK/nofile.sock count
+	write_config nofile "$SECRET" < /dev/null
+	DAEMON_WRAPPER="prlimit --nofile=48:48" \
+		start_daemon "$WORK/nofile.conf" "$socket"
+	python3 - "$socket" <<'PY' || return 1
+import socket, sys, time
+held = []
+for _ in range(80):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sys.argv[1])
+    held.append(s)
+time.sleep(2.5)
+for s in held:
+    s.close()
+PY
+	count=$(grep -c "accept failed" "$WORK/daemon.log")
+	echo "accept failed $count times while out of descriptors"
+	[ "$count" -ge 1 ] && [ "$count" -le 10 ] &&
+		"$CTL" --socket "$socket" --timeout 10 --quiet status > /dev/null
 }
 
 check "config error names file, line, setting" config_error_reported
@@ -250,6 +310,9 @@ check "calls do not wait on each other" calls_do_not_wait_on_each_other
 check "sd_notify READY and clean stop" notify_ready_and_stop
 check "PAM session leaves no fd or thread" pam_session_leaves_nothing
 check "same when the daemon is silent" pam_session_leaves_nothing_on_timeout
+check "FIFO secret or config rejected" fifo_rejected
+check "idle connection closed" idle_connection_closed
+check "out of descriptors pauses accept" out_of_descriptors
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -114,6 +114,7 @@ static void valid_file(void **state)
 static void setting_errors(void **state)
 {
 	struct fixture *f = *state;
+	char not_pem[256];
 
 	expect_error(f, "product_type = \"Desktop\";\n", ":5:",
 		     "product_type");
@@ -132,6 +133,9 @@ static void setting_errors(void **state)
 		     ":5:", "unterminated placeholder");
 	expect_error(f, "ca_file = \"/nonexistent/ca.pem\";\n", ":5:",
 		     "ca_file");
+	/* The secret file is a readable file that is not PEM. */
+	snprintf(not_pem, sizeof(not_pem), "ca_file = \"%s\";\n", f->secret);
+	expect_error(f, not_pem, ":5:", "no PEM certificate");
 	expect_error(f, "app_id = \"x\"\n", ":", "syntax error");
 }
 
@@ -162,6 +166,10 @@ static void limit_settings(void **state)
 		     ":6:", "poll_interval_max");
 	expect_error(f, "max_connections_per_uid = -1;\n", ":5:",
 		     "max_connections_per_uid");
+	/* libconfig wraps these to 1 and 0 without the check. */
+	expect_error(f, "ticket_timeout = 4294967297;\n", ":5:",
+		     "too large");
+	expect_error(f, "max_tasks = 4294967296;\n", ":5:", "too large");
 }
 
 /* Loads a file whose endpoint is the given value; returns config_load's

@@ -153,6 +153,37 @@ static void user_names(void **state)
 	assert_false(cloudapp_user_name_valid(".."));
 	assert_false(cloudapp_user_name_valid("al\nice"));
 	assert_false(cloudapp_user_name_valid("al\x1b[31mice"));
+	assert_true(cloudapp_user_name_valid("j\xc3\xbcrgen"));
+	assert_false(cloudapp_user_name_valid("bad\xff"));
+	assert_false(cloudapp_user_name_valid("c1\xc2\x9b" "control"));
+}
+
+static void embedded_nul_string(void **state)
+{
+	json_object *object = json_tokener_parse(
+		"{\"user\":\"alice\\u0000x\",\"ok\":\"bob\"}");
+
+	assert_non_null(object);
+	assert_null(cloudapp_json_string(object, "user"));
+	assert_string_equal(cloudapp_json_string(object, "ok"), "bob");
+	json_object_put(object);
+}
+
+static void utf8_trim_cut_character(void **state)
+{
+	char two_bytes[] = "ab\xc3";
+	char three_bytes[] = "ab\xe2\x82";
+	char whole[] = "ab\xe2\x82\xac";
+	char ascii[] = "abc";
+
+	cloudapp_utf8_trim(two_bytes);
+	assert_string_equal(two_bytes, "ab");
+	cloudapp_utf8_trim(three_bytes);
+	assert_string_equal(three_bytes, "ab");
+	cloudapp_utf8_trim(whole);
+	assert_string_equal(whole, "ab\xe2\x82\xac");
+	cloudapp_utf8_trim(ascii);
+	assert_string_equal(ascii, "abc");
 }
 
 static void seconds_parsing(void **state)
@@ -182,6 +213,8 @@ int main(void)
 		cmocka_unit_test(serialize_round_trip),
 		cmocka_unit_test(reply_shapes),
 		cmocka_unit_test(user_names),
+		cmocka_unit_test(embedded_nul_string),
+		cmocka_unit_test(utf8_trim_cut_character),
 		cmocka_unit_test(seconds_parsing),
 	};
 
