@@ -45,6 +45,7 @@ struct connection {
 	char *output;
 	size_t output_len, output_sent;
 	bool close_after_output;
+	bool draining; /* the final error was sent; discarding input */
 	/* A GetTicket call waiting for its task. */
 	struct task *task;
 	struct task_waiter *waiter;
@@ -136,15 +137,48 @@ static void connection_arm_idle(struct connection *c)
 			    "ignoring");
 }
 
+static int connection_on_linger_end(sd_event_source *s, uint64_t usec,
+				    void *userdata)
+{
+	connection_free(userdata);
+	return 0;
+}
+
 static void connection_update_events(struct connection *c)
 {
 	uint32_t events = 0;
 
 	if (c->output_sent < c->output_len)
 		events |= EPOLLOUT;
-	else if (!c->close_after_output && !c->task)
+	else if (c->draining || (!c->close_after_output && !c->task))
 		events |= EPOLLIN;
 	sd_event_source_set_io_events(c->source, events);
+}
+
+/*
+ * Ends a connection after its final error: the daemon stops writing and
+ * discards what the client still sends until it hangs up, for at most
+ * SERVER_LINGER_MS.  Closing at once, with the client's call still unread,
+ * would make the client's recv() fail with ECONNRESET before it reads the
+ * error.  Returns true, as c stays until then.
+ */
+static bool connection_linger(struct connection *c)
+{
+	uint64_t now = 0;
+
+	c->draining = true;
+	shutdown(c->fd, SHUT_WR);
+	sd_event_now(c->server->event, CLOCK_MONOTONIC, &now);
+	sd_event_source_disable_unref(c->idle_timer);
+	c->idle_timer = NULL;
+	if (sd_event_add_time(c->server->event, &c->idle_timer,
+			      CLOCK_MONOTONIC, now + SERVER_LINGER_MS * 1000ull,
+			      0, connection_on_linger_end, c) < 0) {
+		connection_free(c);
+		return false;
+	}
+	connection_update_events(c);
+	return true;
 }
 
 /* Sends what it can of the queued output; returns false if c was freed. */
@@ -170,10 +204,8 @@ static bool connection_flush(struct connection *c)
 		free(c->output);
 		c->output = NULL;
 		c->output_len = c->output_sent = 0;
-		if (c->close_after_output) {
-			connection_free(c);
-			return false;
-		}
+		if (c->close_after_output && !c->draining)
+			return connection_linger(c);
 	}
 	connection_update_events(c);
 	return true;
@@ -748,6 +780,20 @@ static void connection_process(struct connection *c)
 	}
 }
 
+/* Discards input after the final error; frees c at the client's hangup. */
+static void connection_drain(struct connection *c)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	do {
+		n = recv(c->fd, chunk, sizeof(chunk), MSG_DONTWAIT);
+	} while (n > 0 || (n < 0 && errno == EINTR));
+	OPENSSL_cleanse(chunk, sizeof(chunk));
+	if (n == 0 || errno != EAGAIN)
+		connection_free(c);
+}
+
 static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 			    void *userdata)
 {
@@ -760,6 +806,10 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 	}
 	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return 0;
+	if (c->draining) {
+		connection_drain(c);
+		return 0;
+	}
 	if (c->task || c->close_after_output) {
 		/* Not reading now; a hangup while waiting ends the wait. */
 		if (revents & (EPOLLHUP | EPOLLERR))

@@ -16,6 +16,10 @@
 /* How long accepting pauses after accept() failed, e.g. with EMFILE. */
 #define SERVER_ACCEPT_PAUSE_MS 1000u
 
+/* How long a connection stays, after its final error, for the client to
+ * read the error and hang up. */
+#define SERVER_LINGER_MS 1000u
+
 /* Most reply bytes queued for a client that does not read. */
 #define SERVER_OUTPUT_MAX (1024 * 1024)
 

@@ -445,12 +445,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = json.dumps(emulator.stats).encode()
         self.send_body(200, "application/json", body)
 
+    def read_chunked_body(self):
+        """Read a body sent with Transfer-Encoding: chunked, as the
+        official Node.js SDK sends it."""
+        body = b""
+        while True:
+            line = self.rfile.readline(64)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise ApiError(400, "InvalidParameter",
+                               "A chunk size is not valid.") from None
+            if size == 0:
+                # Skip trailers up to the empty line.
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n",
+                                                        b""):
+                    pass
+                return body
+            if len(body) + size > MAX_BODY_BYTES:
+                raise ApiError(413, "InvalidParameter",
+                               "The body is too large.")
+            body += self.rfile.read(size)
+            self.rfile.readline(8)
+
     def read_body(self):
         length = self.headers.get("Content-Length")
         if length is None:
-            if self.headers.get("Transfer-Encoding"):
-                raise ApiError(400, "InvalidParameter",
-                               "Chunked bodies are not accepted.")
+            encoding = self.headers.get("Transfer-Encoding", "")
+            if encoding.lower() == "chunked":
+                return self.read_chunked_body()
             return b""
         try:
             size = int(length)
@@ -475,6 +498,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         finally:
             with emulator.lock:
                 emulator.stats["in_flight"] -= 1
+            entry["done"] = time.time()
             emulator.record(entry)
 
     def handle_api(self, emulator, request_id, entry):
