@@ -11,11 +11,13 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -29,15 +31,11 @@
  * steps, so it fires with 1 ms accuracy instead of sd-event's 250 ms. */
 #define HTTP_TIMER_ACCURACY_USEC 1000u
 
-/* Connections kept open to the endpoint.  With HTTP/1.1 each carries one
- * request at a time and further requests wait inside curl; with HTTP/2
- * they share connections. */
-#define HTTP_CONNECTIONS_PER_HOST 32
-
 struct http_client {
 	sd_event *event;
 	CURLM *multi;
 	CURLSH *share; /* TLS sessions and DNS answers for every transfer */
+	X509_STORE *trust; /* shared by every TLS connection */
 	sd_event_source *timer;
 	struct http_transfer *transfers; /* every transfer in flight */
 };
@@ -49,7 +47,6 @@ struct http_transfer {
 	struct curl_slist *headers;
 	char *body;
 	size_t body_len;
-	char *ca_file;
 	char *response_body;
 	size_t response_len, response_cap;
 	bool too_large;
@@ -77,7 +74,6 @@ static void transfer_free(struct http_transfer *t)
 	}
 	curl_slist_free_all(t->headers);
 	free(t->body);
-	free(t->ca_file);
 	/* The response holds a ticket once a task has finished. */
 	OPENSSL_cleanse(t->response_body, t->response_cap);
 	free(t->response_body);
@@ -197,15 +193,65 @@ static int http_timer_cb(CURLM *multi, long timeout_ms, void *userdata)
 		       0;
 }
 
-int http_client_new(sd_event *event, struct http_client **ret_client)
+/*
+ * Gives each new TLS context the client's trust store.  curl would parse
+ * the whole system CA bundle for every new connection, which cost more
+ * CPU than everything else the daemon does for a ticket.
+ */
+static CURLcode http_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
+{
+	struct http_client *client = userdata;
+
+#ifdef SSL_OP_CLEANSE_PLAINTEXT
+	/* OpenSSL keeps the last decrypted record, which may hold a ticket,
+	 * until the next one overwrites it; this wipes it once curl has it. */
+	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
+#endif
+	SSL_CTX_set1_cert_store(ssl_ctx, client->trust);
+	return CURLE_OK;
+}
+
+/* Loads the system's trusted CAs and the extra ca_file into one store. */
+static int http_load_trust(struct http_client *client, const char *ca_file,
+			   char **ret_error)
+{
+	client->trust = X509_STORE_new();
+	if (!client->trust)
+		return -ENOMEM;
+	if (X509_STORE_set_default_paths(client->trust) != 1) {
+		ERR_clear_error();
+		if (asprintf(ret_error, "cannot load the system's trusted CA "
+					"certificates") < 0)
+			*ret_error = NULL;
+		return -EIO;
+	}
+	if (ca_file &&
+	    X509_STORE_load_locations(client->trust, ca_file, NULL) != 1) {
+		ERR_clear_error();
+		if (asprintf(ret_error, "cannot load the CA certificates in %s",
+			     ca_file) < 0)
+			*ret_error = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+int http_client_new(sd_event *event, const char *ca_file,
+		    struct http_client **ret_client, char **ret_error)
 {
 	struct http_client *client;
 	int r;
 
+	*ret_error = NULL;
 	client = calloc(1, sizeof(*client));
 	if (!client)
 		return -ENOMEM;
 	client->event = sd_event_ref(event);
+	r = http_load_trust(client, ca_file, ret_error);
+	if (r < 0) {
+		http_client_free(client);
+		return r;
+	}
 	client->multi = curl_multi_init();
 	if (!client->multi) {
 		http_client_free(client);
@@ -255,6 +301,7 @@ void http_client_free(struct http_client *client)
 		curl_multi_cleanup(client->multi);
 	if (client->share)
 		curl_share_cleanup(client->share);
+	X509_STORE_free(client->trust);
 	sd_event_source_disable_unref(client->timer);
 	sd_event_unref(client->event);
 	free(client);
@@ -329,26 +376,6 @@ static size_t http_header_cb(char *data, size_t size, size_t n,
 	return len;
 }
 
-/* Adds the configured CA bundle to the store curl already loaded, so it
- * extends the system's trust instead of replacing it, and sets options on
- * each new TLS context. */
-static CURLcode http_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
-{
-	struct http_transfer *t = userdata;
-	X509_STORE *store = SSL_CTX_get_cert_store(ssl_ctx);
-
-#ifdef SSL_OP_CLEANSE_PLAINTEXT
-	/* OpenSSL keeps the last decrypted record, which may hold a ticket,
-	 * until the next one overwrites it; this wipes it once curl has it. */
-	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
-#endif
-	if (!t->ca_file)
-		return CURLE_OK;
-	if (X509_STORE_load_locations(store, t->ca_file, NULL) != 1)
-		return CURLE_SSL_CACERT_BADFILE;
-	return CURLE_OK;
-}
-
 static int transfer_setup(struct http_transfer *t,
 			  const struct http_request *request)
 {
@@ -367,8 +394,6 @@ static int transfer_setup(struct http_transfer *t,
 	memcpy(t->body, request->body, request->body_len);
 	t->body[request->body_len] = '\0';
 	t->body_len = request->body_len;
-	if (request->ca_file && !(t->ca_file = strdup(request->ca_file)))
-		return -ENOMEM;
 
 	curl_easy_setopt(e, CURLOPT_URL, request->url);
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -384,8 +409,12 @@ static int transfer_setup(struct http_transfer *t,
 	curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	/* The trust store comes from http_ssl_ctx_cb(); without these curl
+	 * would also load its own CA bundle for every connection. */
+	curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
 	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, http_ssl_ctx_cb);
-	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, t);
+	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, t->client);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request->timeout_ms);

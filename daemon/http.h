@@ -9,6 +9,11 @@
 #include <stddef.h>
 #include <systemd/sd-event.h>
 
+/* Connections kept open to the endpoint, and so the most requests sent
+ * at once.  With HTTP/1.1 each connection carries one request at a time;
+ * with HTTP/2 they share connections. */
+#define HTTP_CONNECTIONS_PER_HOST 32
+
 /* Largest response body kept; a longer one fails the transfer. */
 #define HTTP_BODY_MAX (1024 * 1024)
 
@@ -35,11 +40,16 @@ struct http_request {
 	const char *const *headers; /* "Name: value" lines, NULL-terminated */
 	const char *body;
 	size_t body_len;
-	const char *ca_file; /* extra trusted CAs in PEM, or NULL */
 	long timeout_ms;
 };
 
-int http_client_new(sd_event *event, struct http_client **ret_client);
+/*
+ * Creates the client and loads the trusted CAs once: the system's default
+ * store plus ca_file (PEM) when it is not NULL.  On failure *ret_error
+ * says why.
+ */
+int http_client_new(sd_event *event, const char *ca_file,
+		    struct http_client **ret_client, char **ret_error);
 
 /* Cancels every transfer without calling its callback, then frees. */
 void http_client_free(struct http_client *client);

@@ -94,7 +94,8 @@ struct task_registry {
 	const struct daemon_config *config;
 	struct http_client *http;
 	struct task *tasks, *tasks_tail;
-	unsigned running; /* tasks holding a slot */
+	unsigned running;  /* tasks holding a slot */
+	unsigned requests; /* HTTP requests in flight */
 	struct task_queue_list slot_queue, send_queue;
 	struct token_bucket bucket;
 	sd_event_source *send_timer; /* wakes the send queue for a token */
@@ -194,6 +195,7 @@ int task_registry_new(sd_event *event, const struct daemon_config *config,
 		      struct task_registry **ret_registry)
 {
 	struct task_registry *registry;
+	char *error = NULL;
 	int r;
 
 	registry = calloc(1, sizeof(*registry));
@@ -204,8 +206,10 @@ int task_registry_new(sd_event *event, const struct daemon_config *config,
 	/* A burst of one second's worth of requests, at least one. */
 	token_bucket_init(&registry->bucket, config->max_requests_per_second,
 			  config->max_requests_per_second, task_now(registry));
-	r = http_client_new(event, &registry->http);
+	r = http_client_new(event, config->ca_file, &registry->http, &error);
 	if (r < 0) {
+		log_error("%s", error ? error : strerror(-r));
+		free(error);
 		sd_event_unref(registry->event);
 		free(registry);
 		return r;
@@ -293,10 +297,15 @@ static void task_release_slot(struct task *task)
 static int registry_on_send_timer(sd_event_source *s, uint64_t usec,
 				  void *userdata);
 
-/* Sends queued requests while tokens last, oldest first. */
+/*
+ * Sends queued requests while tokens last, oldest first.  At most
+ * HTTP_CONNECTIONS_PER_HOST requests are in flight: handing curl more
+ * would only queue them inside curl, each with its own buffers.
+ */
 static void registry_pump_sends(struct task_registry *registry)
 {
-	while (registry->send_queue.head) {
+	while (registry->send_queue.head &&
+	       registry->requests < HTTP_CONNECTIONS_PER_HOST) {
 		struct task *task = registry->send_queue.head;
 		uint64_t now = task_now(registry);
 		uint64_t wait = token_bucket_take(&registry->bucket, now);
@@ -327,6 +336,27 @@ static int registry_on_send_timer(sd_event_source *s, uint64_t usec,
 	registry->send_timer = NULL;
 	registry_pump_sends(registry);
 	return 0;
+}
+
+/* Counts a finished request and lets the next queued one go.  The pump
+ * runs from the event loop, not inside the response callback. */
+static void task_request_done(struct task_registry *registry)
+{
+	registry->requests--;
+	if (registry->send_queue.head && !registry->send_timer &&
+	    sd_event_add_time(registry->event, &registry->send_timer,
+			      CLOCK_MONOTONIC, 0, 0, registry_on_send_timer,
+			      registry) < 0)
+		log_error("cannot schedule the next queued request");
+}
+
+static void task_cancel_transfer(struct task *task)
+{
+	if (!task->transfer)
+		return;
+	http_transfer_cancel(task->transfer);
+	task->transfer = NULL;
+	task_request_done(task->registry);
 }
 
 /* Queues the task's next API request behind those already waiting. */
@@ -364,7 +394,7 @@ void task_drop(struct task *task)
 		registry->tasks_tail = task->prev;
 
 	queue_remove(task);
-	http_transfer_cancel(task->transfer);
+	task_cancel_transfer(task);
 	sd_event_source_disable_unref(task->poll_timer);
 	sd_event_source_disable_unref(task->deadline_timer);
 	sd_event_source_disable_unref(task->expiry_timer);
@@ -735,6 +765,7 @@ static void task_on_response(const struct http_response *response,
 
 	task->transfer = NULL;
 	task->polls++;
+	task_request_done(task->registry);
 	if (response->curl_code != 0) {
 		failure.retry = retry_classify(response->curl_code, 0, NULL);
 		snprintf(failure.message, sizeof(failure.message),
@@ -806,7 +837,6 @@ static void task_send_call(struct task *task)
 	http.headers = (const char *const *)request.headers;
 	http.body = request.body;
 	http.body_len = request.body_len;
-	http.ca_file = config->ca_file;
 	http.timeout_ms = (long)config->request_timeout_ms;
 	r = http_client_post(registry->http, &http, task_on_response, task,
 			     &task->transfer);
@@ -815,6 +845,7 @@ static void task_send_call(struct task *task)
 		return task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
 				 "cannot start the request: %s",
 				 strerror(-r));
+	registry->requests++;
 	task->prev_sent_usec = task->last_sent_usec;
 	task->last_sent_usec = task_now(registry);
 	if (!task->first_sent_usec)
@@ -825,8 +856,7 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct task *task = userdata;
 
-	http_transfer_cancel(task->transfer);
-	task->transfer = NULL;
+	task_cancel_transfer(task);
 	task_fail(task, CLOUDAPP_ERROR_TIMEOUT, NULL, NULL, 0,
 		  "no ticket for EndUserId %s within %lld s (TaskId %s, %u "
 		  "calls%s)",
@@ -919,8 +949,7 @@ void task_cancel(struct task *task, const char *reason)
 		task_drop(task);
 		return;
 	}
-	http_transfer_cancel(task->transfer);
-	task->transfer = NULL;
+	task_cancel_transfer(task);
 	task_fail(task, CLOUDAPP_ERROR_NO_TICKET, NULL, NULL, 0, "%s", reason);
 }
 

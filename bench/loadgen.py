@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Load generator for cloudapp-ticketd: COUNT clients connect to the
+daemon's socket at once, each asks for the ticket of a distinct user with
+one GetTicket call, and waits for it.  Every ticket is compared with the
+one the emulator issued for that user, so a ticket handed to the wrong
+user counts as a failure.
+
+Prints one JSON line: how many tickets arrived, how many were wrong, the
+wall time, each client's latency and the time the daemon added around the
+cloud calls (see added_latency()).
+
+Usage: loadgen.py SOCKET USER_PREFIX COUNT EMULATOR_STATE
+"""
+
+import asyncio
+import json
+import os
+import sys
+import time
+
+METHOD = "io.cloudapp.Ticketd.GetTicket"
+
+
+async def get_ticket(socket_path, user):
+    reader, writer = await asyncio.open_unix_connection(socket_path,
+                                                        limit=1 << 20)
+    call = {"method": METHOD, "parameters": {"user": user}}
+    sent = time.time()
+    writer.write(json.dumps(call).encode() + b"\0")
+    await writer.drain()
+    data = await reader.readuntil(b"\0")
+    received = time.time()
+    writer.close()
+    reply = json.loads(data[:-1])
+    if "error" in reply:
+        return {"user": user, "ok": False,
+                "error": reply["parameters"].get("message", reply["error"])}
+    return {"user": user, "ok": True, "sent": sent, "received": received,
+            "ticket": reply["parameters"]["ticket"]}
+
+
+def load_requests(state_dir):
+    """Return the emulator's requests per EndUserId, oldest first."""
+    by_user = {}
+    with open(os.path.join(state_dir, "requests.jsonl"),
+              encoding="utf-8") as f:
+        for line in f:
+            entry = json.loads(line)
+            by_user.setdefault(entry.get("end_user_id"), []).append(entry)
+    return by_user
+
+
+def added_latency(result, requests):
+    """Return the milliseconds the daemon added around the cloud calls:
+    from the client's call to the first request reaching the emulator,
+    plus from the emulator's last response to the ticket reaching the
+    client.  The waits between polls are left out: they are the poll
+    policy, not overhead."""
+    if not requests:
+        return None
+    first = requests[0]["time"]
+    last = requests[-1]["done"]
+    return ((first - result["sent"]) + (result["received"] - last)) * 1000
+
+
+async def main():
+    socket_path, prefix, count, state_dir = sys.argv[1:5]
+    users = [f"{prefix}{i:04d}" for i in range(int(count))]
+    started = time.time()
+    results = await asyncio.gather(
+        *(get_ticket(socket_path, user) for user in users),
+        return_exceptions=True)
+    wall = time.time() - started
+    requests = load_requests(state_dir)
+
+    ok, wrong, errors, latency, added, calls = 0, 0, [], [], [], 0
+    for user, result in zip(users, results):
+        if isinstance(result, Exception):
+            errors.append(f"{user}: {result!r}")
+            continue
+        if not result["ok"]:
+            errors.append(f"{user}: {result['error']}")
+            continue
+        path = os.path.join(state_dir, "tickets", user)
+        with open(path, encoding="utf-8") as f:
+            if f.read() != result["ticket"]:
+                wrong += 1
+                continue
+        ok += 1
+        latency.append((result["received"] - result["sent"]) * 1000)
+        user_requests = [r for r in requests.get(user, [])
+                         if r["time"] >= result["sent"] - 1]
+        calls += len(user_requests)
+        value = added_latency(result, user_requests)
+        if value is not None:
+            added.append(value)
+    print(json.dumps({
+        "count": len(users), "ok": ok, "wrong_ticket": wrong,
+        "errors": errors[:3], "error_count": len(errors),
+        "wall_ms": wall * 1000, "latency_ms": latency,
+        "added_ms": added, "calls": calls,
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,168 @@
+#!/bin/bash
+# The login-storm benchmark: N clients (100, 500, 1000) each ask
+# cloudapp-ticketd for the ticket of a distinct user at once, against the
+# App Streaming emulator with a task that finishes at once and with one
+# that takes 3 s.  The same work is then done by the official Alibaba
+# Cloud Node.js SDK against the same emulator, and the two are compared.
+# Run as root from the repository; it needs node and npm, and installs the
+# SDK into bench/node_modules.  The emulator listens on 127.0.0.1 only.
+#
+# Usage: bench/run-bench.sh [COUNT...]    (default: 100 500 1000)
+# Writes the report to stdout and to bench/last-run.md.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+counts=${*:-100 500 1000}
+# Tickets fetched before each measured run, so the daemon has learned how
+# long tasks take, as it has on a machine that has been up for a while.
+WARMUP=20
+# The SDK client polls at this fixed interval, a common choice in code
+# that calls the API directly.
+SDK_POLL_MS=1000
+
+command -v node > /dev/null || { echo "bench: node is not installed" >&2; exit 1; }
+"$here/tools/build.sh" > /dev/null
+(cd "$here/bench" && npm install --no-audit --no-fund --silent > /dev/null)
+
+top_srcdir=$here top_builddir=$here
+. "$here/tests/integration/lib.sh"
+require_tools
+setup_work
+KEEP_WORK=${KEEP_WORK:-}
+# Every client and every emulator connection is a descriptor.
+ulimit -n "$(ulimit -Hn)"
+
+# One passwd entry per benchmark user, so the daemon can check each name.
+max_count=0
+for n in $counts; do [ "$n" -gt "$max_count" ] && max_count=$n; done
+add_users() {
+	local prefix=$1 count=$2 uid_base=$3 i
+	for ((i = 0; i < count; i++)); do
+		printf '%s%04d:x:%d:%d::/nonexistent:/bin/sh\n' "$prefix" "$i" \
+			$((uid_base + i)) $((uid_base + i))
+	done >> "$WORK/passwd"
+}
+
+SECRET=$WORK/access-key-secret
+results=$WORK/results.jsonl
+: > "$results"
+
+daemon_stat() {
+	# utime + stime in clock ticks, then VmHWM and VmRSS in KiB.
+	local pid=$1
+	awk '{ print $14 + $15 }' "/proc/$pid/stat"
+	awk '/^VmHWM:/ { print $2 } /^VmRSS:/ { print $2 }' "/proc/$pid/status"
+}
+
+run_scenario() {
+	local task_seconds=$1 n=$2 tag="t${1}n${2}"
+	local prefix=d${tag}_ sdk_prefix=s${tag}_ warm_prefix=w${tag}_
+	add_users "$prefix" "$n" 100000
+	add_users "$warm_prefix" "$WARMUP" 300000
+	EMULATOR_NAME=emu$tag start_emulator "$task_seconds"
+	[ -f "$SECRET" ] || { cp "$WORK/emulator-secret" "$SECRET"; chmod 0600 "$SECRET"; }
+	write_config "bench$tag" "$SECRET" <<'CONF'
+max_tasks = 100000;
+max_requests_per_second = 10000;
+max_connections = 8192;
+CONF
+	local socket=$WORK/$tag.sock
+	start_daemon "$WORK/bench$tag.conf" "$socket"
+	local pid=${lib_pids[-1]}
+	"$top_builddir/cloudappctl" --socket "$socket" --quiet status > /dev/null
+	local idle_rss
+	idle_rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+	python3 "$here/bench/loadgen.py" "$socket" "$warm_prefix" "$WARMUP" \
+		"$EMULATOR_STATE" > /dev/null
+
+	local before after
+	before=$(daemon_stat "$pid" | head -n 1)
+	python3 "$here/bench/loadgen.py" "$socket" "$prefix" "$n" \
+		"$EMULATOR_STATE" > "$WORK/daemon-$tag.json"
+	mapfile -t after < <(daemon_stat "$pid")
+
+	NODE_EXTRA_CA_CERTS=$WORK/certs/ca.pem EMULATOR_STATE=$EMULATOR_STATE \
+		node "$here/bench/sdk-client.js" "127.0.0.1:$EMULATOR_PORT" \
+		"$TEST_ACCESS_KEY_ID" "$SECRET" "$TEST_APP_ID" "$sdk_prefix" \
+		"$n" "$SDK_POLL_MS" > "$WORK/sdk-$tag.json"
+
+	python3 - "$WORK/daemon-$tag.json" "$WORK/sdk-$tag.json" "$task_seconds" \
+		"$n" "$before" "${after[0]}" "${after[1]}" "$idle_rss" \
+		"$(getconf CLK_TCK)" >> "$results" <<'PY'
+import json, sys
+daemon = json.load(open(sys.argv[1]))
+sdk = json.load(open(sys.argv[2]))
+task, n = float(sys.argv[3]), int(sys.argv[4])
+before, after, hwm, idle = (int(x) for x in sys.argv[5:9])
+tick = int(sys.argv[9])
+
+def pct(values, p):
+    values = sorted(values)
+    if not values:
+        return None
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+ok = max(daemon["ok"], 1)
+sdk_ok = max(sdk["ok"], 1)
+print(json.dumps({
+    "task_seconds": task, "clients": n,
+    "daemon": {
+        "ok": daemon["ok"], "wrong": daemon["wrong_ticket"],
+        "errors": daemon["error_count"],
+        "tickets_per_s": daemon["ok"] / daemon["wall_ms"] * 1000,
+        "latency_p50_ms": pct(daemon["latency_ms"], 50),
+        "latency_p99_ms": pct(daemon["latency_ms"], 99),
+        "added_p50_ms": pct(daemon["added_ms"], 50),
+        "added_p99_ms": pct(daemon["added_ms"], 99),
+        "calls_per_ticket": daemon["calls"] / ok,
+        "cpu_ms_per_ticket": (after - before) * 1000 / tick / ok,
+        "peak_rss_kib": hwm, "idle_rss_kib": idle,
+    },
+    "sdk": {
+        "ok": sdk["ok"], "wrong": sdk["wrong_ticket"],
+        "errors": sdk["count"] - sdk["ok"],
+        "tickets_per_s": sdk["ok"] / sdk["wall_ms"] * 1000,
+        "latency_p50_ms": pct(sdk["latency_ms"], 50),
+        "latency_p99_ms": pct(sdk["latency_ms"], 99),
+        "calls_per_ticket": sdk["calls"] / sdk_ok,
+        "cpu_ms_per_ticket": sdk["cpu_ms"] / sdk_ok,
+        "peak_rss_kib": sdk["max_rss_kib"],
+    },
+}))
+PY
+	kill "$pid" 2>/dev/null || true
+}
+
+for task_seconds in 0 3; do
+	for n in $counts; do
+		step "task ${task_seconds} s, $n clients"
+		run_scenario "$task_seconds" "$n"
+	done
+done
+
+python3 - "$results" "$SDK_POLL_MS" <<'PY' | tee "$here/bench/last-run.md"
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+print("| task | clients | | tickets ok / wrong | tickets/s | p50 / p99 latency ms | "
+      "p50 / p99 added ms | calls/ticket | CPU ms/ticket | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in rows:
+    for side in ("daemon", "sdk"):
+        s = r[side]
+        added = (f"{s['added_p50_ms']:.2f} / {s['added_p99_ms']:.2f}"
+                 if side == "daemon" and s["added_p50_ms"] is not None
+                 else "")
+        print(f"| {r['task_seconds']:g} s | {r['clients']} | {side} | "
+              f"{s['ok']} / {s['wrong']} | {s['tickets_per_s']:.0f} | "
+              f"{s['latency_p50_ms']:.0f} / {s['latency_p99_ms']:.0f} | "
+              f"{added} | {s['calls_per_ticket']:.2f} | "
+              f"{s['cpu_ms_per_ticket']:.3f} | "
+              f"{s['peak_rss_kib'] / 1024:.1f} |")
+print()
+for r in rows:
+    d, s = r["daemon"], r["sdk"]
+    print(f"- task {r['task_seconds']:g} s, {r['clients']} clients: the SDK "
+          f"used {s['cpu_ms_per_ticket'] / d['cpu_ms_per_ticket']:.1f} times "
+          f"the daemon's CPU per ticket; daemon idle RSS "
+          f"{d['idle_rss_kib'] / 1024:.1f} MiB")
+print(f"\nThe SDK client polls every {sys.argv[2]} ms.")
+PY
