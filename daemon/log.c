@@ -91,22 +91,45 @@ static void log_journal(int priority, const struct log_ids *ids,
 	sd_journal_sendv(iov, (int)n);
 }
 
+/* Appends " name=value" to line when value is set. */
+static void append_id(char *line, size_t size, size_t *len, const char *name,
+		      const char *value)
+{
+	int n;
+
+	if (!value || *len >= size)
+		return;
+	n = snprintf(line + *len, size - *len, " %s=%s", name, value);
+	if (n > 0)
+		*len += (size_t)n;
+}
+
+/* Writes the whole line with one write(), since stderr is unbuffered and
+ * a line written in pieces would cost a system call per piece and could
+ * interleave with another writer's. */
 static void log_stderr(const struct log_ids *ids, const char *message)
 {
-	fprintf(stderr, "cloudapp-ticketd: %s", message);
+	char line[LOG_MESSAGE_MAX + 512];
+	size_t len;
+	int n;
+
+	n = snprintf(line, sizeof(line), "cloudapp-ticketd: %s", message);
+	len = n > 0 ? (size_t)n : 0;
 	if (ids) {
-		if (ids->user)
-			fprintf(stderr, " user=%s", ids->user);
-		if (ids->end_user_id)
-			fprintf(stderr, " end_user_id=%s", ids->end_user_id);
-		if (ids->task_id)
-			fprintf(stderr, " task_id=%s", ids->task_id);
-		if (ids->request_id)
-			fprintf(stderr, " request_id=%s", ids->request_id);
-		if (ids->cloud_error)
-			fprintf(stderr, " code=%s", ids->cloud_error);
+		append_id(line, sizeof(line), &len, "user", ids->user);
+		append_id(line, sizeof(line), &len, "end_user_id",
+			  ids->end_user_id);
+		append_id(line, sizeof(line), &len, "task_id", ids->task_id);
+		append_id(line, sizeof(line), &len, "request_id",
+			  ids->request_id);
+		append_id(line, sizeof(line), &len, "code", ids->cloud_error);
 	}
-	fputc('\n', stderr);
+	if (len >= sizeof(line) - 1)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	if (write(STDERR_FILENO, line, len) < 0) {
+		/* Nowhere left to report it. */
+	}
 }
 
 void log_ids(int priority, const struct log_ids *ids, const char *format, ...)
