@@ -43,7 +43,7 @@
 /* When the first poll already finds the ticket, the task may have been
  * faster than the estimate; shrink the sample so the estimate can follow
  * faster tasks down. */
-#define TASK_DURATION_EARLY_FACTOR 0.95
+#define TASK_DURATION_EARLY_FACTOR 0.9
 
 /* A clock offset smaller than this is not worth a correction. */
 #define TASK_CLOCK_OFFSET_MIN_SEC 2
@@ -581,14 +581,25 @@ static int64_t task_next_poll_ms(struct task *task)
 	return wait;
 }
 
-/* Learns how long tasks take from the poll that found the ticket. */
+/*
+ * Learns how long tasks take.  When an earlier poll still saw Running,
+ * the task finished between that poll and the last one, and the midpoint
+ * is the sample.  When the first poll found the ticket, the task took at
+ * most that long, and a slightly shorter time is the sample.
+ */
 static void task_learn_duration(struct task *task)
 {
 	struct task_registry *registry = task->registry;
-	double sample = (double)(task->last_sent_usec - task->first_sent_usec);
+	double sample;
 
-	if (task->polls == 2)
-		sample *= TASK_DURATION_EARLY_FACTOR;
+	if (task->polls <= 2)
+		sample = (double)(task->last_sent_usec -
+				  task->first_sent_usec) *
+			 TASK_DURATION_EARLY_FACTOR;
+	else
+		sample = ((double)task->prev_sent_usec +
+			  (double)task->last_sent_usec) / 2 -
+			 (double)task->first_sent_usec;
 	if (registry->expected_duration_usec == 0)
 		registry->expected_duration_usec = sample;
 	else

@@ -175,6 +175,7 @@ class Emulator:
             "tickets_issued": 0,
             "in_flight": 0,
             "max_in_flight": 0,
+            "connections": 0,
             "codes": {},
         }
         os.makedirs(os.path.join(self.state_dir, "tickets"), exist_ok=True)
@@ -416,6 +417,11 @@ class Emulator:
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "AppStreamEmulator/1"
+
+    def setup(self):
+        super().setup()
+        with self.server.emulator.lock:
+            self.server.emulator.stats["connections"] += 1
 
     def date_time_string(self, timestamp=None):
         """Return the Date header from the emulator's clock, so that a

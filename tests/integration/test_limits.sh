@@ -212,6 +212,25 @@ CONF
 		grep -q "idle for 1 s, exiting" "$WORK/daemon.log"
 }
 
+# The daemon keeps its HTTPS connections open between requests, so the
+# emulator sees far fewer connections than requests.
+connections_reused() {
+	python3 - "$EMULATOR_PORT" "$WORK/certs/ca.pem" > "$WORK/stats.json" <<'PY' || return 1
+import http.client, ssl, sys
+context = ssl.create_default_context(cafile=sys.argv[2])
+conn = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]),
+                                   context=context, timeout=10)
+conn.request("GET", "/_emulator/stats")
+print(conn.getresponse().read().decode())
+PY
+	python3 - "$WORK/stats.json" <<'PY'
+import json, sys
+stats = json.load(open(sys.argv[1]))
+print(f"{stats['requests']} requests over {stats['connections']} connections")
+sys.exit(0 if stats["connections"] * 3 <= stats["requests"] else 1)
+PY
+}
+
 # After pickup, no copy of the ticket is left in the daemon's memory.
 ticket_gone_after_pickup() {
 	command -v gcore > /dev/null || { echo "gdb is not installed"; return 1; }
@@ -253,6 +272,7 @@ check "request timeout retried" retried_fault fault_timeout \
 	'{"delay_seconds": 2, "count": 1}'
 check "Forbidden not retried" forbidden_not_retried
 rm -f "$EMULATOR_STATE/faults.json"
+check "HTTPS connections reused" connections_reused
 check "clock offset corrected" clock_offset_corrected
 check "idle exit, then restart" idle_exit_and_restart
 check "ticket gone after pickup" ticket_gone_after_pickup
