@@ -275,6 +275,11 @@ int http_client_new(sd_event *event, const char *ca_file,
 			  (long)CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(client->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
 			  (long)HTTP_CONNECTIONS_PER_HOST);
+	/* curl sizes its cache of idle connections by the transfers added at
+	 * the moment, so it closed connections whenever few requests were in
+	 * flight, and the next burst paid for new TLS handshakes. */
+	curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS,
+			  (long)HTTP_CONNECTIONS_PER_HOST);
 
 	/* Every transfer is a new easy handle, so TLS session resumption
 	 * needs the shared session cache.  The loop is single-threaded, so
