@@ -35,7 +35,12 @@ static const char *const config_known_settings[] = {
 	"ca_file",
 	"client_command",
 	"client_idle_timeout",
+	"deny_groups",
+	"deny_users",
 	"end_user_id",
+	"end_user_id_lowercase",
+	"end_user_id_map",
+	"end_user_id_strip_domain",
 	"endpoint",
 	"idle_timeout",
 	"max_connections",
@@ -43,6 +48,7 @@ static const char *const config_known_settings[] = {
 	"max_requests_per_second",
 	"max_requests_per_uid",
 	"max_tasks",
+	"min_uid",
 	"pickup_timeout",
 	"poll_backoff",
 	"poll_interval",
@@ -286,6 +292,121 @@ static bool config_port_valid(const char *host)
 		return false;
 	port = strtol(colon + 1, &end, 10);
 	return *end == '\0' && port >= 1 && port <= 65535;
+}
+
+static int config_get_bool(const config_t *cfg, const char *path,
+			   const char *name, bool *ret, char **ret_error)
+{
+	config_setting_t *s = config_lookup(cfg, name);
+
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "must be true or false");
+	*ret = config_setting_get_bool(s);
+	return 0;
+}
+
+/* Reads a list of non-empty strings into a NULL-terminated array. */
+static int config_get_string_list(const config_t *cfg, const char *path,
+				  const char *name, char ***ret,
+				  char **ret_error)
+{
+	config_setting_t *s = config_lookup(cfg, name);
+	int n;
+
+	*ret = NULL;
+	if (!s)
+		return 0;
+	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
+	    config_setting_type(s) != CONFIG_TYPE_ARRAY)
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), name,
+				    "must be a list of strings, e.g. "
+				    "[\"a\", \"b\"]");
+	n = config_setting_length(s);
+	*ret = calloc((size_t)n + 1, sizeof(char *));
+	if (!*ret)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
+		const char *value;
+
+		if (config_setting_type(item) != CONFIG_TYPE_STRING ||
+		    !*(value = config_setting_get_string(item)))
+			return config_error(ret_error, path,
+					    config_setting_source_line(s),
+					    name,
+					    "item %d is not a non-empty string",
+					    i + 1);
+		(*ret)[i] = strdup(value);
+		if (!(*ret)[i])
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Reads the settings of user mapping and of who is served. */
+static int config_get_users(struct daemon_config *config, const config_t *cfg,
+			    char **ret_error)
+{
+	const char *path = config->path;
+	char *detail = NULL;
+	int r;
+
+	config->min_uid = CONFIG_MIN_UID_DEFAULT;
+	r = config_get_bool(cfg, path, "end_user_id_lowercase",
+			    &config->end_user_id_lowercase, ret_error);
+	if (r == 0)
+		r = config_get_bool(cfg, path, "end_user_id_strip_domain",
+				    &config->end_user_id_strip_domain,
+				    ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "end_user_id_map", false,
+				      &config->end_user_id_map, ret_error);
+	if (r == 0)
+		r = config_get_count(cfg, path, "min_uid", 0, 4294967294u,
+				     &config->min_uid, ret_error);
+	if (r == 0)
+		r = config_get_string_list(cfg, path, "deny_users",
+					   &config->deny_users, ret_error);
+	if (r == 0)
+		r = config_get_string_list(cfg, path, "deny_groups",
+					   &config->deny_groups, ret_error);
+	if (r < 0 || !config->end_user_id_map)
+		return r;
+
+	r = mapping_load_map(config->end_user_id_map, &config->map,
+			     &config->map_len, &detail);
+	if (r < 0) {
+		config_error(ret_error, path,
+			     setting_line(cfg, "end_user_id_map"),
+			     "end_user_id_map", "%s",
+			     detail ? detail : strerror(-r));
+		free(detail);
+	}
+	return r;
+}
+
+void config_mapping_rules(const struct daemon_config *config,
+			  struct mapping_rules *rules)
+{
+	rules->template = config->end_user_id;
+	rules->lowercase = config->end_user_id_lowercase;
+	rules->strip_domain = config->end_user_id_strip_domain;
+	rules->map = config->map;
+	rules->map_len = config->map_len;
+}
+
+static void free_string_list(char **list)
+{
+	if (!list)
+		return;
+	for (char **p = list; *p; p++)
+		free(*p);
+	free(list);
 }
 
 /* Checks "https://host[:port]" and stores the host part for signing. */
@@ -822,6 +943,8 @@ int config_load(const char *path, struct daemon_config **ret_config,
 	if (r == 0)
 		r = config_get_limits(config, &cfg, ret_error);
 	if (r == 0)
+		r = config_get_users(config, &cfg, ret_error);
+	if (r == 0)
 		r = config_get_command(config, &cfg, ret_error);
 	if (r == 0)
 		r = config_check_values(config, &cfg, ret_error);
@@ -854,6 +977,10 @@ void config_free(struct daemon_config *config)
 	free(config->product_type);
 	free(config->app_id);
 	free(config->end_user_id);
+	free(config->end_user_id_map);
+	mapping_free_map(config->map, config->map_len);
+	free_string_list(config->deny_users);
+	free_string_list(config->deny_groups);
 	if (config->client_command) {
 		for (char **p = config->client_command; *p; p++)
 			free(*p);

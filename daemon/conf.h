@@ -6,8 +6,11 @@
 #ifndef CLOUDAPP_CONF_H
 #define CLOUDAPP_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "mapping.h"
 
 /* Defaults and bounds, in milliseconds. */
 #define CONFIG_POLL_INTERVAL_DEFAULT_MS 500
@@ -36,6 +39,9 @@
 #define CONFIG_MAX_CONNECTIONS_PER_UID_DEFAULT 16
 #define CONFIG_MAX_REQUESTS_PER_UID_DEFAULT 30
 
+/* Users with a lower uid, root and system accounts, are not served. */
+#define CONFIG_MIN_UID_DEFAULT 1000
+
 /* Longest accepted string setting and secret, in bytes. */
 #define CONFIG_STRING_MAX 4096
 
@@ -50,6 +56,14 @@ struct daemon_config {
 	char *product_type;
 	char *app_id;
 	char *end_user_id; /* the template */
+	bool end_user_id_lowercase;
+	bool end_user_id_strip_domain;
+	char *end_user_id_map; /* path of the map file, or NULL */
+	struct mapping_entry *map;
+	size_t map_len;
+	unsigned min_uid;
+	char **deny_users;  /* NULL-terminated, or NULL */
+	char **deny_groups; /* NULL-terminated, or NULL */
 	int64_t poll_interval_ms;
 	int64_t ticket_timeout_ms;
 	int64_t request_timeout_ms;
@@ -75,6 +89,10 @@ int config_load(const char *path, struct daemon_config **ret_config,
 		char **ret_error);
 
 void config_free(struct daemon_config *config);
+
+/* Fills rules with the mapping settings of config. */
+void config_mapping_rules(const struct daemon_config *config,
+			  struct mapping_rules *rules);
 
 /*
  * Reads a secret from a file that only its owner may read: a regular file,

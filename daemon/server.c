@@ -25,6 +25,7 @@
 #include "log.h"
 #include "mapping.h"
 #include "peer.h"
+#include "policy.h"
 #include "protocol.h"
 #include "ratelimit.h"
 #include "util.h"
@@ -462,6 +463,8 @@ static char *connection_authorize(struct connection *c,
 	const char *user = cloudapp_json_string(parameters, "user");
 	struct log_ids ids = { .user = user };
 	char *error = NULL, *end_user_id = NULL;
+	struct mapping_rules rules;
+	uid_t uid = 0;
 	int r;
 
 	*ret_alive = true;
@@ -485,8 +488,20 @@ static char *connection_authorize(struct connection *c,
 		free(error);
 		return NULL;
 	}
-	r = mapping_end_user_id(c->server->config->end_user_id, user,
-				&end_user_id, &error);
+	r = policy_check_user(c->server->config, user, &uid, &error);
+	if (r < 0) {
+		log_ids(LOG_WARNING, &ids, "rejected a request from uid %u: %s",
+			(unsigned)c->peer.uid, error ? error : "denied");
+		*ret_alive = connection_error(
+			c,
+			r == -ENOENT ? CLOUDAPP_ERROR_NO_SUCH_USER :
+				       CLOUDAPP_ERROR_PERMISSION_DENIED,
+			NULL, "%s", error ? error : "permission denied");
+		free(error);
+		return NULL;
+	}
+	config_mapping_rules(c->server->config, &rules);
+	r = mapping_end_user_id(&rules, user, uid, &end_user_id, &error);
 	if (r < 0) {
 		log_ids(LOG_WARNING, &ids, "%s", error ? error : "bad mapping");
 		*ret_alive = connection_error(c,
@@ -691,10 +706,12 @@ static bool connection_get_status(struct connection *c)
 	struct status_context ctx = { .peer = &c->peer,
 				      .tasks = json_object_new_array() };
 	char *end_user_id = NULL, *error = NULL;
+	struct mapping_rules rules;
 	bool alive;
 
+	config_mapping_rules(config, &rules);
 	if (c->peer.uid != 0 && c->peer.name &&
-	    mapping_end_user_id(config->end_user_id, c->peer.name,
+	    mapping_end_user_id(&rules, c->peer.name, c->peer.uid,
 				&end_user_id, &error) < 0)
 		free(error);
 	ctx.end_user_id = end_user_id;

@@ -297,6 +297,37 @@ PY
 		"$CTL" --socket "$socket" --timeout 10 --quiet status > /dev/null
 }
 
+# Who is served: min_uid, deny_users, and deny_groups through a
+# supplementary group; and the map file winning over the template.
+served_users_policy() {
+	local socket=$WORK/policy.sock
+	printf 'nokiosk:x:30000:bob\n' >> "$WORK/group"
+	printf 'alice alice_mapped\n' > "$WORK/end-user-ids"
+	write_config policy "$SECRET" <<CONF
+min_uid = 10001;
+deny_users = ["Carol"];
+deny_groups = ["nokiosk"];
+end_user_id_map = "$WORK/end-user-ids";
+CONF
+	start_daemon "$WORK/policy.conf" "$socket"
+	if "$CTL" --socket "$socket" -q ticket --user root \
+		> /dev/null 2> "$WORK/policy-root.err" ||
+		"$CTL" --socket "$socket" -q ticket --user bob \
+			> /dev/null 2> "$WORK/policy-bob.err" ||
+		"$CTL" --socket "$socket" -q ticket --user Carol \
+			> /dev/null 2> "$WORK/policy-carol.err"; then
+		return 1
+	fi
+	cat "$WORK"/policy-*.err
+	grep -q "min_uid" "$WORK/policy-root.err" &&
+		grep -q "member of group nokiosk (deny_groups" \
+			"$WORK/policy-bob.err" &&
+		grep -q "deny_users" "$WORK/policy-carol.err" &&
+		"$CTL" --socket "$socket" -q ticket --user alice > /dev/null &&
+		grep -q '"end_user_id": "alice_mapped"' \
+			"$EMULATOR_STATE/requests.jsonl"
+}
+
 check "config error names file, line, setting" config_error_reported
 check "group-readable secret file rejected" secret_file_mode_rejected
 check "check-config accepts a good file" check_config_accepts_good
@@ -313,6 +344,7 @@ check "same when the daemon is silent" pam_session_leaves_nothing_on_timeout
 check "FIFO secret or config rejected" fifo_rejected
 check "idle connection closed" idle_connection_closed
 check "out of descriptors pauses accept" out_of_descriptors
+check "served users and map file" served_users_policy
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

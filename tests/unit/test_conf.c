@@ -191,6 +191,57 @@ static int load_endpoint(const struct fixture *f, const char *endpoint,
 	return r;
 }
 
+static void user_settings(void **state)
+{
+	struct fixture *f = *state;
+	struct daemon_config *config = NULL;
+	char *error = NULL, text[512], map_path[160];
+	FILE *out;
+
+	snprintf(map_path, sizeof(map_path), "%s/map", f->dir);
+	out = fopen(map_path, "w");
+	fputs("CORP\\alice corp_alice\n", out);
+	fclose(out);
+	snprintf(text, sizeof(text),
+		 "end_user_id_lowercase = true;\nend_user_id_map = \"%s\";\n"
+		 "min_uid = 500;\ndeny_users = [\"kiosk_admin\"];\n"
+		 "deny_groups = [\"wheel\", \"staff\"];\n",
+		 map_path);
+	write_conf(f, text);
+	assert_int_equal(config_load(f->conf, &config, &error), 0);
+	assert_true(config->end_user_id_lowercase);
+	assert_false(config->end_user_id_strip_domain);
+	assert_int_equal(config->map_len, 1);
+	assert_int_equal(config->min_uid, 500);
+	assert_string_equal(config->deny_users[0], "kiosk_admin");
+	assert_null(config->deny_users[1]);
+	assert_string_equal(config->deny_groups[1], "staff");
+	config_free(config);
+
+	write_conf(f, "");
+	assert_int_equal(config_load(f->conf, &config, &error), 0);
+	assert_int_equal(config->min_uid, CONFIG_MIN_UID_DEFAULT);
+	assert_null(config->deny_users);
+	config_free(config);
+
+	expect_error(f, "end_user_id_lowercase = 1;\n", ":5:",
+		     "true or false");
+	expect_error(f, "deny_users = \"bob\";\n", ":5:", "deny_users");
+	expect_error(f, "deny_groups = [\"\"];\n", ":5:", "deny_groups");
+	expect_error(f, "min_uid = -1;\n", ":5:", "min_uid");
+	expect_error(f, "end_user_id_map = \"/nonexistent/map\";\n", ":5:",
+		     "end_user_id_map");
+
+	/* A bad line in the map file is named with its own file and line. */
+	out = fopen(map_path, "w");
+	fputs("bob bob_ok\nalice Not_Valid\n", out);
+	fclose(out);
+	snprintf(text, sizeof(text), "end_user_id_map = \"%s\";\n",
+		 map_path);
+	expect_error(f, text, ":5:", ":2:");
+	unlink(map_path);
+}
+
 static void endpoint_errors(void **state)
 {
 	static const char *const invalid[] = {
@@ -315,6 +366,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(valid_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(setting_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(limit_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(user_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(endpoint_errors, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(missing_required, setup,

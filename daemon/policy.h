@@ -1,0 +1,22 @@
+/*
+ * Which users the daemon serves: not root and system accounts (uids
+ * below min_uid), not the users in deny_users, not members of the groups
+ * in deny_groups.
+ */
+
+#ifndef CLOUDAPP_POLICY_H
+#define CLOUDAPP_POLICY_H
+
+#include <sys/types.h>
+
+#include "conf.h"
+
+/*
+ * Looks user up and checks that it is served.  Returns 0 with its uid,
+ * -ENOENT when the user is unknown, or -EPERM; on failure *ret_error says
+ * why, naming the user and the setting.
+ */
+int policy_check_user(const struct daemon_config *config, const char *user,
+		      uid_t *ret_uid, char **ret_error);
+
+#endif
