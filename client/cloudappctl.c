@@ -94,6 +94,12 @@ static void ctl_print_usage(FILE *out)
 		"      on it, then remove the file\n"
 		"  status [--json]\n"
 		"      show the daemon's ticket tasks\n"
+		"  resolve [--json] [NAME]\n"
+		"      show the EndUserId and the request parameters a\n"
+		"      ticket for NAME (default: you) would use, without a\n"
+		"      cloud call\n"
+		"  check-config [FILE]\n"
+		"      check a configuration file (default: %s)\n"
 		"\n"
 		"Options:\n"
 		"  -s, --socket PATH\n"
@@ -120,7 +126,8 @@ static void ctl_print_usage(FILE *out)
 		"the cloud, 2 on invalid usage, 3 when the daemon is not\n"
 		"reachable.  launch exits with the client's status: 127 when\n"
 		"it cannot be run, 128 + N when signal N killed it.\n",
-		CLOUDAPP_SOCKET_PATH, CTL_TIMEOUT_DEFAULT_MS / 1000);
+		CLOUDAPP_CONFIG_FILE, CLOUDAPP_SOCKET_PATH,
+		CTL_TIMEOUT_DEFAULT_MS / 1000);
 }
 
 /* Reports an option error from getopt_long() run with a leading ':'. */
@@ -668,9 +675,122 @@ static int ctl_run_status(const struct ctl_options *options, int argc,
 	return CTL_EXIT_OK;
 }
 
+/* Prints one "Label: value" line for each member of object. */
+static void ctl_print_members(json_object *object, const char *indent)
+{
+	json_object_object_foreach(object, key, value)
+	{
+		if (json_object_is_type(value, json_type_array)) {
+			printf("%s%s:", indent, key);
+			for (size_t i = 0; i < json_object_array_length(value);
+			     i++)
+				printf(" %s",
+				       json_object_get_string(
+					       json_object_array_get_idx(value,
+									 i)));
+			putchar('\n');
+		} else if (!json_object_is_type(value, json_type_object)) {
+			printf("%s%s: %s\n", indent, key,
+			       json_object_get_string(value));
+		}
+	}
+}
+
+static int ctl_run_resolve(const struct ctl_options *options, int argc,
+			   char **argv)
+{
+	static const struct option long_options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_object *reply, *parameters, *call, *request;
+	struct cloudapp_client client;
+	bool json = false, continues;
+	char *user;
+	int status, c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			ctl_print_usage(stdout);
+			return CTL_EXIT_OK;
+		case 'j':
+			json = true;
+			break;
+		default:
+			return ctl_option_error(c, argv);
+		}
+	}
+	if (argc - optind > 1) {
+		ctl_log("unexpected argument \"%s\" for resolve",
+			argv[optind + 1]);
+		return CTL_EXIT_USAGE;
+	}
+	status = ctl_resolve_user(optind < argc ? argv[optind] : NULL, &user);
+	if (status != CTL_EXIT_OK)
+		return status;
+
+	call = json_object_new_object();
+	json_object_object_add(call, "user", json_object_new_string(user));
+	status = ctl_call(&client, options, CLOUDAPP_METHOD_RESOLVE_USER, call,
+			  false);
+	if (status == CTL_EXIT_OK)
+		status = ctl_receive(&client, options, "cannot resolve the user",
+				     &reply, &parameters, &continues);
+	cloudapp_client_close(&client);
+	free(user);
+	if (status != CTL_EXIT_OK)
+		return status;
+
+	if (json) {
+		puts(json_object_to_json_string_ext(
+			parameters, JSON_C_TO_STRING_PRETTY |
+					    JSON_C_TO_STRING_SPACED |
+					    JSON_C_TO_STRING_NOSLASHESCAPE));
+	} else {
+		ctl_print_members(parameters, "");
+		if (json_object_object_get_ex(parameters, "request",
+					      &request)) {
+			printf("request:\n");
+			ctl_print_members(request, "  ");
+		}
+	}
+	json_object_put(reply);
+	return fflush(stdout) == 0 ? CTL_EXIT_OK : CTL_EXIT_FAILURE;
+}
+
+/*
+ * Checks a configuration file with the daemon's own parser, so that the
+ * rules cannot drift apart: runs "cloudapp-ticketd --check-config".
+ * CLOUDAPP_TICKETD names another daemon binary, for tests.
+ */
+static int ctl_run_check_config(const struct ctl_options *options, int argc,
+				char **argv)
+{
+	const char *daemon = getenv("CLOUDAPP_TICKETD");
+	const char *path = argc > 1 ? argv[1] : CLOUDAPP_CONFIG_FILE;
+
+	if (argc > 2) {
+		ctl_log("unexpected argument \"%s\" for check-config",
+			argv[2]);
+		return CTL_EXIT_USAGE;
+	}
+	if (!daemon || !*daemon)
+		daemon = CLOUDAPP_TICKETD_PATH;
+	fflush(stdout);
+	execl(daemon, "cloudapp-ticketd", "--check-config", "--config", path,
+	      (char *)NULL);
+	ctl_log("cannot run %s: %s", daemon, strerror(errno));
+	return CTL_EXIT_FAILURE;
+}
+
 /* Sorted by name; "cloudappctl --help" lists them likewise. */
 static const struct ctl_command ctl_commands[] = {
+	{ "check-config", ctl_run_check_config },
 	{ "launch", ctl_run_launch },
+	{ "resolve", ctl_run_resolve },
 	{ "status", ctl_run_status },
 	{ "ticket", ctl_run_ticket },
 };

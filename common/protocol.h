@@ -51,6 +51,10 @@
 /* Reports the daemon's state; non-root callers see only their own task. */
 #define CLOUDAPP_METHOD_GET_STATUS CLOUDAPP_INTERFACE ".GetStatus"
 
+/* {"user": NAME}: the EndUserId and the request parameters a ticket for
+ * NAME would use, without any cloud call. */
+#define CLOUDAPP_METHOD_RESOLVE_USER CLOUDAPP_INTERFACE ".ResolveUser"
+
 /* Error names carried in the "error" member of a reply. */
 #define CLOUDAPP_ERROR_INVALID_MESSAGE CLOUDAPP_INTERFACE ".InvalidMessage"
 #define CLOUDAPP_ERROR_METHOD_NOT_FOUND "org.varlink.service.MethodNotFound"

@@ -139,9 +139,8 @@ static int compare_entry(const void *a, const void *b)
 		      ((const struct mapping_entry *)b)->user);
 }
 
-/* Returns the EndUserId the map file gives user, or NULL. */
-static const char *map_lookup(const struct mapping_rules *rules,
-			      const char *user)
+const char *mapping_map_lookup(const struct mapping_rules *rules,
+			       const char *user)
 {
 	struct mapping_entry key = { (char *)user, NULL };
 	const struct mapping_entry *found;
@@ -156,7 +155,7 @@ static const char *map_lookup(const struct mapping_rules *rules,
 int mapping_end_user_id(const struct mapping_rules *rules, const char *user,
 			uid_t uid, char **ret_end_user_id, char **ret_error)
 {
-	const char *mapped = map_lookup(rules, user);
+	const char *mapped = mapping_map_lookup(rules, user);
 	char *out = NULL;
 	size_t len = 0;
 	FILE *stream;

@@ -46,6 +46,10 @@ int mapping_end_user_id(const struct mapping_rules *rules, const char *user,
 
 bool mapping_end_user_id_valid(const char *end_user_id);
 
+/* Returns the EndUserId the map file gives user, or NULL. */
+const char *mapping_map_lookup(const struct mapping_rules *rules,
+			       const char *user);
+
 /*
  * Reads a map file: one "linux-user end-user-id" pair a line, blank lines
  * and lines starting with # ignored.  Returns 0 with the entries sorted

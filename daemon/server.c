@@ -676,6 +676,43 @@ static bool connection_drop_ticket(struct connection *c,
 	return connection_reply(c, p, false);
 }
 
+/* Replies with what a ticket for the user would use, without a call. */
+static bool connection_resolve_user(struct connection *c,
+				    json_object *parameters)
+{
+	const struct daemon_config *config = c->server->config;
+	struct mapping_rules rules;
+	const char *user;
+	char *end_user_id;
+	json_object *p, *request;
+	bool alive;
+
+	end_user_id = connection_authorize(c, parameters, &user, &alive);
+	if (!end_user_id)
+		return alive;
+	config_mapping_rules(config, &rules);
+	p = json_object_new_object();
+	json_add_string(p, "user", user);
+	json_add_string(p, "end_user_id", end_user_id);
+	json_add_string(p, "end_user_id_source",
+			mapping_map_lookup(&rules, user) ? "end_user_id_map" :
+							   "end_user_id");
+	free(end_user_id);
+	request = json_object_new_object();
+	json_add_string(request, "ProductType", config->product_type);
+	json_add_string(request, "AppId", config->app_id);
+	json_object_object_add(p, "request", request);
+	if (config->client_command) {
+		json_object *argv = json_object_new_array();
+
+		for (char **arg = config->client_command; *arg; arg++)
+			json_object_array_add(argv,
+					      json_object_new_string(*arg));
+		json_object_object_add(p, "client_command", argv);
+	}
+	return connection_reply(c, p, false);
+}
+
 struct status_context {
 	const struct peer *peer;
 	const char *end_user_id; /* the caller's, or NULL for root */
@@ -756,6 +793,8 @@ static bool connection_dispatch(struct connection *c, json_object *call)
 		return connection_drop_ticket(c, parameters);
 	if (strcmp(method, CLOUDAPP_METHOD_GET_STATUS) == 0)
 		return connection_get_status(c);
+	if (strcmp(method, CLOUDAPP_METHOD_RESOLVE_USER) == 0)
+		return connection_resolve_user(c, parameters);
 	return connection_error(c, CLOUDAPP_ERROR_METHOD_NOT_FOUND, NULL,
 				"unknown method; this daemon serves %s",
 				CLOUDAPP_INTERFACE);

@@ -319,13 +319,45 @@ CONF
 		return 1
 	fi
 	cat "$WORK"/policy-*.err
-	grep -q "min_uid" "$WORK/policy-root.err" &&
+	"$CTL" --socket "$socket" resolve alice > "$WORK/resolve-map.out" ||
+		return 1
+	grep -qx "end_user_id_source: end_user_id_map" "$WORK/resolve-map.out" &&
+		grep -q "min_uid" "$WORK/policy-root.err" &&
 		grep -q "member of group nokiosk (deny_groups" \
 			"$WORK/policy-bob.err" &&
 		grep -q "deny_users" "$WORK/policy-carol.err" &&
 		"$CTL" --socket "$socket" -q ticket --user alice > /dev/null &&
 		grep -q '"end_user_id": "alice_mapped"' \
 			"$EMULATOR_STATE/requests.jsonl"
+}
+
+# resolve shows what a ticket would use, and makes no cloud call.
+resolve_without_cloud_call() {
+	local before after
+	before=$(wc -l < "$EMULATOR_STATE/requests.jsonl")
+	"$CTL" --socket "$SOCKET" resolve alice > "$WORK/resolve.out" || return 1
+	"$CTL" --socket "$SOCKET" resolve --json alice > "$WORK/resolve.json" ||
+		return 1
+	after=$(wc -l < "$EMULATOR_STATE/requests.jsonl")
+	cat "$WORK/resolve.out"
+	[ "$before" = "$after" ] &&
+		grep -qx "end_user_id: alice" "$WORK/resolve.out" &&
+		grep -qx "  ProductType: CloudApp" "$WORK/resolve.out" &&
+		grep -qx "  AppId: $TEST_APP_ID" "$WORK/resolve.out" &&
+		python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(d["request"]["AppId"] != sys.argv[2])' \
+			"$WORK/resolve.json" "$TEST_APP_ID" &&
+		! as_user bob "$CTL" --socket "$SOCKET" resolve alice \
+			> /dev/null 2>&1
+}
+
+check_config_command() {
+	CLOUDAPP_TICKETD=$DAEMON "$CTL" check-config "$WORK/good.conf" \
+		> /dev/null || return 1
+	if CLOUDAPP_TICKETD=$DAEMON "$CTL" check-config "$WORK/bad.conf" \
+		2> "$WORK/check.err"; then
+		return 1
+	fi
+	grep -q "$WORK/bad.conf:[0-9]*: setting poll_interval" "$WORK/check.err"
 }
 
 check "config error names file, line, setting" config_error_reported
@@ -345,6 +377,8 @@ check "FIFO secret or config rejected" fifo_rejected
 check "idle connection closed" idle_connection_closed
 check "out of descriptors pauses accept" out_of_descriptors
 check "served users and map file" served_users_policy
+check "resolve makes no cloud call" resolve_without_cloud_call
+check "cloudappctl check-config" check_config_command
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
