@@ -9,7 +9,9 @@
 #include "conf.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -78,10 +80,48 @@ static int config_error(char **ret_error, const char *file, int line,
 	return -EINVAL;
 }
 
-/* Returns the setting's line, or 0 when it is missing. */
-static int setting_line(const config_t *cfg, const char *name)
+/*
+ * The main configuration file and its drop-ins, read in name order: a
+ * setting in a later file overrides the same setting in an earlier one.
+ */
+struct config_source {
+	config_t layers[CONFIG_DROP_INS_MAX + 1];
+	size_t n;
+};
+
+/* Returns the setting name from the last file that has it, or NULL. */
+static config_setting_t *source_lookup(const struct config_source *cfg,
+				       const char *name)
 {
-	config_setting_t *s = config_lookup(cfg, name);
+	for (size_t i = cfg->n; i-- > 0;) {
+		config_setting_t *s = config_lookup(&cfg->layers[i], name);
+
+		if (s)
+			return s;
+	}
+	return NULL;
+}
+
+/* Returns the file a setting comes from, or fallback. */
+static const char *setting_file(const config_setting_t *s,
+				const char *fallback)
+{
+	const char *file = s ? config_setting_source_file(s) : NULL;
+
+	return file ? file : fallback;
+}
+
+/* Returns the file that sets name, or fallback when none does. */
+static const char *setting_path(const struct config_source *cfg,
+				const char *name, const char *fallback)
+{
+	return setting_file(source_lookup(cfg, name), fallback);
+}
+
+/* Returns the setting's line, or 0 when it is missing. */
+static int setting_line(const struct config_source *cfg, const char *name)
+{
+	config_setting_t *s = source_lookup(cfg, name);
 
 	return s ? (int)config_setting_source_line(s) : 0;
 }
@@ -90,13 +130,14 @@ static int setting_line(const config_t *cfg, const char *name)
  * Copies the string setting name into *ret.  A missing optional setting
  * leaves *ret NULL; a missing required one is an error.
  */
-static int config_get_string(const config_t *cfg, const char *path,
+static int config_get_string(const struct config_source *cfg, const char *path,
 			     const char *name, bool required, char **ret,
 			     char **ret_error)
 {
-	config_setting_t *s = config_lookup(cfg, name);
+	config_setting_t *s = source_lookup(cfg, name);
 	const char *value;
 
+	path = setting_file(s, path);
 	*ret = NULL;
 	if (!s) {
 		if (!required)
@@ -165,13 +206,14 @@ static bool config_int_matches_text(const char *path, int line,
 }
 
 /* Reads a duration in seconds (integer or float) into milliseconds. */
-static int config_get_seconds(const config_t *cfg, const char *path,
+static int config_get_seconds(const struct config_source *cfg, const char *path,
 			      const char *name, int64_t min_ms, int64_t max_ms,
 			      int64_t *ret_ms, char **ret_error)
 {
-	config_setting_t *s = config_lookup(cfg, name);
+	config_setting_t *s = source_lookup(cfg, name);
 	double seconds;
 
+	path = setting_file(s, path);
 	if (!s)
 		return 0;
 	switch (config_setting_type(s)) {
@@ -209,13 +251,14 @@ static int config_get_seconds(const config_t *cfg, const char *path,
 }
 
 /* Reads a number (integer or float) within [min, max]. */
-static int config_get_number(const config_t *cfg, const char *path,
+static int config_get_number(const struct config_source *cfg, const char *path,
 			     const char *name, double min, double max,
 			     double *ret, char **ret_error)
 {
-	config_setting_t *s = config_lookup(cfg, name);
+	config_setting_t *s = source_lookup(cfg, name);
 	double value;
 
+	path = setting_file(s, path);
 	if (!s)
 		return 0;
 	switch (config_setting_type(s)) {
@@ -243,13 +286,14 @@ static int config_get_number(const config_t *cfg, const char *path,
 }
 
 /* Reads a whole number within [min, max]. */
-static int config_get_count(const config_t *cfg, const char *path,
+static int config_get_count(const struct config_source *cfg, const char *path,
 			    const char *name, unsigned min, unsigned max,
 			    unsigned *ret, char **ret_error)
 {
-	config_setting_t *s = config_lookup(cfg, name);
+	config_setting_t *s = source_lookup(cfg, name);
 	long long value;
 
+	path = setting_file(s, path);
 	if (!s)
 		return 0;
 	if (config_setting_type(s) == CONFIG_TYPE_INT &&
@@ -294,11 +338,12 @@ static bool config_port_valid(const char *host)
 	return *end == '\0' && port >= 1 && port <= 65535;
 }
 
-static int config_get_bool(const config_t *cfg, const char *path,
+static int config_get_bool(const struct config_source *cfg, const char *path,
 			   const char *name, bool *ret, char **ret_error)
 {
-	config_setting_t *s = config_lookup(cfg, name);
+	config_setting_t *s = source_lookup(cfg, name);
 
+	path = setting_file(s, path);
 	if (!s)
 		return 0;
 	if (config_setting_type(s) != CONFIG_TYPE_BOOL)
@@ -310,13 +355,14 @@ static int config_get_bool(const config_t *cfg, const char *path,
 }
 
 /* Reads a list of non-empty strings into a NULL-terminated array. */
-static int config_get_string_list(const config_t *cfg, const char *path,
+static int config_get_string_list(const struct config_source *cfg, const char *path,
 				  const char *name, char ***ret,
 				  char **ret_error)
 {
-	config_setting_t *s = config_lookup(cfg, name);
+	config_setting_t *s = source_lookup(cfg, name);
 	int n;
 
+	path = setting_file(s, path);
 	*ret = NULL;
 	if (!s)
 		return 0;
@@ -349,7 +395,7 @@ static int config_get_string_list(const config_t *cfg, const char *path,
 }
 
 /* Reads the settings of user mapping and of who is served. */
-static int config_get_users(struct daemon_config *config, const config_t *cfg,
+static int config_get_users(struct daemon_config *config, const struct config_source *cfg,
 			    char **ret_error)
 {
 	const char *path = config->path;
@@ -381,7 +427,7 @@ static int config_get_users(struct daemon_config *config, const config_t *cfg,
 	r = mapping_load_map(config->end_user_id_map, &config->map,
 			     &config->map_len, &detail);
 	if (r < 0) {
-		config_error(ret_error, path,
+		config_error(ret_error, setting_path(cfg, "end_user_id_map", path),
 			     setting_line(cfg, "end_user_id_map"),
 			     "end_user_id_map", "%s",
 			     detail ? detail : strerror(-r));
@@ -411,9 +457,10 @@ static void free_string_list(char **list)
 
 /* Checks "https://host[:port]" and stores the host part for signing. */
 static int config_check_endpoint(struct daemon_config *config,
-				 const config_t *cfg, char **ret_error)
+				 const struct config_source *cfg, char **ret_error)
 {
 	const char *prefix = "https://";
+	const char *endpoint_path = setting_path(cfg, "endpoint", config->path);
 	int line = setting_line(cfg, "endpoint");
 	const char *host, *p;
 	size_t len;
@@ -422,27 +469,27 @@ static int config_check_endpoint(struct daemon_config *config,
 	while (len > strlen(prefix) && config->endpoint[len - 1] == '/')
 		config->endpoint[--len] = '\0';
 	if (strncmp(config->endpoint, prefix, strlen(prefix)) != 0)
-		return config_error(ret_error, config->path, line, "endpoint",
+		return config_error(ret_error, endpoint_path, line, "endpoint",
 				    "\"%s\" is not an https:// URL; use "
 				    "\"https://host[:port]\"",
 				    config->endpoint);
 	host = config->endpoint + strlen(prefix);
 	if (!*host)
-		return config_error(ret_error, config->path, line, "endpoint",
+		return config_error(ret_error, endpoint_path, line, "endpoint",
 				    "\"%s\" has no host", config->endpoint);
 	for (p = host; *p; p++) {
 		if (!(*p == '.' || *p == '-' || *p == ':' || *p == '[' ||
 		      *p == ']' || (*p >= '0' && *p <= '9') ||
 		      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
 			return config_error(
-				ret_error, config->path, line, "endpoint",
+				ret_error, endpoint_path, line, "endpoint",
 				"\"%s\" may contain only a host and a port, "
 				"no path, query or user; use "
 				"\"https://host[:port]\"",
 				config->endpoint);
 	}
 	if (!config_port_valid(host))
-		return config_error(ret_error, config->path, line, "endpoint",
+		return config_error(ret_error, endpoint_path, line, "endpoint",
 				    "\"%s\" has an invalid host or port; use "
 				    "\"https://host[:port]\" with a port from 1 "
 				    "to 65535",
@@ -557,34 +604,41 @@ int config_read_secret_file(const char *path, char **ret_secret,
 	return *ret_secret ? 0 : -ENOMEM;
 }
 
-static int config_check_unknown(const config_t *cfg, const char *path,
-				char **ret_error)
+/* Rejects settings the daemon does not know, in every file. */
+static int config_check_unknown(const struct config_source *cfg,
+				const char *path, char **ret_error)
 {
-	config_setting_t *root = config_root_setting(cfg);
+	for (size_t layer = 0; layer < cfg->n; layer++) {
+		config_setting_t *root = config_root_setting(&cfg->layers[layer]);
 
-	for (int i = 0; i < config_setting_length(root); i++) {
-		config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
-		const char *name = config_setting_name(s);
-		bool known = false;
+		for (int i = 0; i < config_setting_length(root); i++) {
+			config_setting_t *s =
+				config_setting_get_elem(root, (unsigned)i);
+			const char *name = config_setting_name(s);
+			bool known = false;
 
-		for (size_t k = 0; k < sizeof(config_known_settings) /
-					       sizeof(config_known_settings[0]);
-		     k++)
-			known = known ||
-				strcmp(name, config_known_settings[k]) == 0;
-		if (!known)
-			return config_error(ret_error, path,
-					    config_setting_source_line(s), name,
-					    "unknown setting; see "
-					    "cloudapp.conf(5)");
+			for (size_t k = 0;
+			     k < sizeof(config_known_settings) /
+					 sizeof(config_known_settings[0]);
+			     k++)
+				known = known ||
+					strcmp(name,
+					       config_known_settings[k]) == 0;
+			if (!known)
+				return config_error(
+					ret_error, setting_file(s, path),
+					config_setting_source_line(s), name,
+					"unknown setting; see cloudapp.conf(5)");
+		}
 	}
 	return 0;
 }
 
 static int config_get_command(struct daemon_config *config,
-			      const config_t *cfg, char **ret_error)
+			      const struct config_source *cfg, char **ret_error)
 {
-	config_setting_t *s = config_lookup(cfg, "client_command");
+	config_setting_t *s = source_lookup(cfg, "client_command");
+	const char *command_path = setting_file(s, config->path);
 	char *detail = NULL;
 	int n;
 
@@ -593,13 +647,13 @@ static int config_get_command(struct daemon_config *config,
 	n = config_setting_length(s);
 	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
 	    config_setting_type(s) != CONFIG_TYPE_ARRAY)
-		return config_error(ret_error, config->path,
+		return config_error(ret_error, command_path,
 				    config_setting_source_line(s),
 				    "client_command",
 				    "must be a list of strings, e.g. "
 				    "[\"/usr/bin/client\", \"%%{ticket_file}\"]");
 	if (n == 0)
-		return config_error(ret_error, config->path,
+		return config_error(ret_error, command_path,
 				    config_setting_source_line(s),
 				    "client_command", "must not be empty");
 	config->client_command = calloc((size_t)n + 1, sizeof(char *));
@@ -610,13 +664,13 @@ static int config_get_command(struct daemon_config *config,
 		const char *value;
 
 		if (config_setting_type(item) != CONFIG_TYPE_STRING)
-			return config_error(ret_error, config->path,
+			return config_error(ret_error, command_path,
 					    config_setting_source_line(s),
 					    "client_command",
 					    "item %d is not a string", i + 1);
 		value = config_setting_get_string(item);
 		if (!cloudapp_utf8_valid(value, strlen(value)))
-			return config_error(ret_error, config->path,
+			return config_error(ret_error, command_path,
 					    config_setting_source_line(s),
 					    "client_command",
 					    "item %d is not valid UTF-8", i + 1);
@@ -624,7 +678,7 @@ static int config_get_command(struct daemon_config *config,
 		if (!config->client_command[i])
 			return -ENOMEM;
 		if (!cloudapp_placeholder_check(value, &detail)) {
-			config_error(ret_error, config->path,
+			config_error(ret_error, command_path,
 				     config_setting_source_line(s),
 				     "client_command", "%s",
 				     detail ? detail : "out of memory");
@@ -633,7 +687,7 @@ static int config_get_command(struct daemon_config *config,
 		}
 	}
 	if (config->client_command[0][0] != '/')
-		return config_error(ret_error, config->path,
+		return config_error(ret_error, command_path,
 				    config_setting_source_line(s),
 				    "client_command",
 				    "the program \"%s\" must be an absolute path",
@@ -642,7 +696,7 @@ static int config_get_command(struct daemon_config *config,
 }
 
 static int config_get_strings(struct daemon_config *config,
-			      const config_t *cfg, char **ret_error)
+			      const struct config_source *cfg, char **ret_error)
 {
 	const char *path = config->path;
 	int r;
@@ -672,7 +726,7 @@ static int config_get_strings(struct daemon_config *config,
 }
 
 static int config_get_durations(struct daemon_config *config,
-				const config_t *cfg, char **ret_error)
+				const struct config_source *cfg, char **ret_error)
 {
 	const char *path = config->path;
 	int r;
@@ -716,11 +770,11 @@ static int config_get_durations(struct daemon_config *config,
 				       &config->client_idle_timeout_ms,
 				       ret_error);
 	/* An unset cap follows a long poll_interval up. */
-	if (r == 0 && !config_lookup(cfg, "poll_interval_max") &&
+	if (r == 0 && !source_lookup(cfg, "poll_interval_max") &&
 	    config->poll_interval_max_ms < config->poll_interval_ms)
 		config->poll_interval_max_ms = config->poll_interval_ms;
 	if (r == 0 && config->poll_interval_max_ms < config->poll_interval_ms)
-		r = config_error(ret_error, path,
+		r = config_error(ret_error, setting_path(cfg, "poll_interval_max", path),
 				 setting_line(cfg, "poll_interval_max"),
 				 "poll_interval_max",
 				 "%g seconds is less than poll_interval (%g "
@@ -732,7 +786,7 @@ static int config_get_durations(struct daemon_config *config,
 
 /* Reads the poll growth factor and the limits. */
 static int config_get_limits(struct daemon_config *config,
-			     const config_t *cfg, char **ret_error)
+			     const struct config_source *cfg, char **ret_error)
 {
 	const char *path = config->path;
 	int r;
@@ -800,7 +854,7 @@ static int config_check_ca_file(const char *path, char **ret_error)
 
 /* Checks values that need more than a type: names, files, templates. */
 static int config_check_values(struct daemon_config *config,
-			       const config_t *cfg, char **ret_error)
+			       const struct config_source *cfg, char **ret_error)
 {
 	char *detail = NULL;
 	int r;
@@ -815,7 +869,7 @@ static int config_check_values(struct daemon_config *config,
 		return -ENOMEM;
 	if (strcmp(config->product_type, "CloudApp") != 0 &&
 	    strcmp(config->product_type, "AndroidCloud") != 0)
-		return config_error(ret_error, config->path,
+		return config_error(ret_error, setting_path(cfg, "product_type", config->path),
 				    setting_line(cfg, "product_type"),
 				    "product_type",
 				    "\"%s\" is not valid; use \"CloudApp\" or "
@@ -828,7 +882,7 @@ static int config_check_values(struct daemon_config *config,
 		return -ENOMEM;
 	r = mapping_check_template(config->end_user_id, &detail);
 	if (r < 0) {
-		config_error(ret_error, config->path,
+		config_error(ret_error, setting_path(cfg, "end_user_id", config->path),
 			     setting_line(cfg, "end_user_id"), "end_user_id",
 			     "%s", detail ? detail : "invalid template");
 		free(detail);
@@ -838,7 +892,7 @@ static int config_check_values(struct daemon_config *config,
 	if (config->ca_file) {
 		r = config_check_ca_file(config->ca_file, &detail);
 		if (r < 0) {
-			config_error(ret_error, config->path,
+			config_error(ret_error, setting_path(cfg, "ca_file", config->path),
 				     setting_line(cfg, "ca_file"), "ca_file",
 				     "%s", detail ? detail : strerror(-r));
 			free(detail);
@@ -849,7 +903,7 @@ static int config_check_values(struct daemon_config *config,
 	r = config_read_secret_file(config->access_key_secret_file,
 				    &config->access_key_secret, &detail);
 	if (r < 0) {
-		config_error(ret_error, config->path,
+		config_error(ret_error, setting_path(cfg, "access_key_secret_file", config->path),
 			     setting_line(cfg, "access_key_secret_file"),
 			     "access_key_secret_file", "%s",
 			     detail ? detail : strerror(-r));
@@ -860,15 +914,14 @@ static int config_check_values(struct daemon_config *config,
 }
 
 /*
- * Opens the configuration file, which must be a regular file.  A FIFO or
- * a device would make the read block or never end.
+ * Checks that a configuration file is a regular file before libconfig
+ * reads it: a FIFO or a device would make the read block or never end.
  */
-static int config_open(const char *path, FILE **ret_file, char **ret_error)
+static int config_check_file(const char *path, char **ret_error)
 {
 	struct stat st = { 0 };
 	int fd, r;
 
-	*ret_file = NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		r = -errno;
@@ -877,29 +930,151 @@ static int config_open(const char *path, FILE **ret_file, char **ret_error)
 			*ret_error = NULL;
 		return r;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-		close(fd);
-		if (asprintf(ret_error, "%s: %s", path,
-			     r == -EISDIR ? "is a folder, not a file" :
-					    "is not a regular file") < 0)
+	r = fstat(fd, &st) < 0 ? -errno : 0;
+	close(fd);
+	if (r == 0 && S_ISREG(st.st_mode))
+		return 0;
+	r = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if (asprintf(ret_error, "%s: %s", path,
+		     r == -EISDIR ? "is a folder, not a file" :
+				    "is not a regular file") < 0)
+		*ret_error = NULL;
+	return r;
+}
+
+/* Reads one file into layer, with @include paths relative to its folder. */
+static int config_read_layer(config_t *layer, const char *path,
+			     const char *folder, char **ret_error)
+{
+	int r = config_check_file(path, ret_error);
+
+	if (r < 0)
+		return r;
+	config_set_include_dir(layer, folder);
+	if (config_read_file(layer, path))
+		return 0;
+	if (config_error_type(layer) == CONFIG_ERR_FILE_IO) {
+		r = -errno;
+		if (asprintf(ret_error, "%s: cannot read: %s", path,
+			     strerror(-r)) < 0)
 			*ret_error = NULL;
+		return r < 0 ? r : -EIO;
+	}
+	if (asprintf(ret_error, "%s:%d: syntax error: %s",
+		     config_error_file(layer) ? config_error_file(layer) : path,
+		     config_error_line(layer), config_error_text(layer)) < 0)
+		*ret_error = NULL;
+	return -EINVAL;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Lists the drop-in files: the names ending in ".conf" in the folder
+ * conf.d next to the main file, sorted.  A missing folder has none.
+ */
+static int config_list_drop_ins(const char *folder, char ***ret_paths,
+				size_t *ret_count, char **ret_error)
+{
+	char *dir_path = NULL, **paths = NULL, **grown;
+	size_t count = 0;
+	struct dirent *entry;
+	DIR *dir;
+	int r = 0;
+
+	*ret_paths = NULL;
+	*ret_count = 0;
+	if (asprintf(&dir_path, "%s/conf.d", folder) < 0)
+		return -ENOMEM;
+	dir = opendir(dir_path);
+	if (!dir) {
+		r = errno == ENOENT ? 0 : -errno;
+		if (r < 0 && asprintf(ret_error, "%s: cannot read: %s",
+				      dir_path, strerror(-r)) < 0)
+			*ret_error = NULL;
+		free(dir_path);
 		return r;
 	}
-	*ret_file = fdopen(fd, "r");
-	if (!*ret_file) {
-		close(fd);
-		return -ENOMEM;
+	while ((entry = readdir(dir))) {
+		size_t len = strlen(entry->d_name);
+
+		if (entry->d_name[0] == '.' || len < 6 ||
+		    strcmp(entry->d_name + len - 5, ".conf") != 0)
+			continue;
+		if (count == CONFIG_DROP_INS_MAX) {
+			if (asprintf(ret_error,
+				     "%s: more than %d drop-in files",
+				     dir_path, CONFIG_DROP_INS_MAX) < 0)
+				*ret_error = NULL;
+			r = -E2BIG;
+			break;
+		}
+		grown = realloc(paths, (count + 1) * sizeof(*paths));
+		if (!grown) {
+			r = -ENOMEM;
+			break;
+		}
+		paths = grown;
+		if (asprintf(&paths[count], "%s/%s", dir_path,
+			     entry->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		count++;
 	}
+	closedir(dir);
+	free(dir_path);
+	if (r < 0) {
+		for (size_t i = 0; i < count; i++)
+			free(paths[i]);
+		free(paths);
+		return r;
+	}
+	if (count > 0)
+		qsort(paths, count, sizeof(*paths), compare_names);
+	*ret_paths = paths;
+	*ret_count = count;
 	return 0;
+}
+
+/* Reads the main file and its drop-ins into cfg. */
+static int config_read_source(struct config_source *cfg, const char *path,
+			      char **ret_error)
+{
+	char *copy = strdup(path), *folder, **drop_ins = NULL;
+	size_t count = 0;
+	int r;
+
+	if (!copy)
+		return -ENOMEM;
+	folder = dirname(copy);
+	config_init(&cfg->layers[0]);
+	cfg->n = 1;
+	r = config_read_layer(&cfg->layers[0], path, folder, ret_error);
+	if (r == 0)
+		r = config_list_drop_ins(folder, &drop_ins, &count, ret_error);
+	for (size_t i = 0; i < count; i++) {
+		if (r == 0) {
+			config_init(&cfg->layers[cfg->n]);
+			cfg->n++;
+			r = config_read_layer(&cfg->layers[cfg->n - 1],
+					      drop_ins[i], folder, ret_error);
+		}
+		free(drop_ins[i]);
+	}
+	free(drop_ins);
+	free(copy);
+	return r;
 }
 
 int config_load(const char *path, struct daemon_config **ret_config,
 		char **ret_error)
 {
 	struct daemon_config *config;
-	FILE *file = NULL;
-	config_t cfg;
+	struct config_source cfg = { .n = 0 };
 	int r;
 
 	*ret_config = NULL;
@@ -913,27 +1088,9 @@ int config_load(const char *path, struct daemon_config **ret_config,
 		return -ENOMEM;
 	}
 
-	config_init(&cfg);
-	r = config_open(path, &file, ret_error);
+	r = config_read_source(&cfg, path, ret_error);
 	if (r < 0)
 		goto out;
-	if (!config_read(&cfg, file)) {
-		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
-			if (asprintf(ret_error, "%s: cannot read: %s", path,
-				     strerror(errno)) < 0)
-				*ret_error = NULL;
-			r = -EIO;
-		} else {
-			if (asprintf(ret_error, "%s:%d: syntax error: %s",
-				     config_error_file(&cfg) ?
-					     config_error_file(&cfg) : path,
-				     config_error_line(&cfg),
-				     config_error_text(&cfg)) < 0)
-				*ret_error = NULL;
-			r = -EINVAL;
-		}
-		goto out;
-	}
 
 	r = config_check_unknown(&cfg, path, ret_error);
 	if (r == 0)
@@ -950,9 +1107,8 @@ int config_load(const char *path, struct daemon_config **ret_config,
 		r = config_check_values(config, &cfg, ret_error);
 
 out:
-	if (file)
-		fclose(file);
-	config_destroy(&cfg);
+	for (size_t i = 0; i < cfg.n; i++)
+		config_destroy(&cfg.layers[i]);
 	if (r < 0) {
 		if (!*ret_error && r == -ENOMEM)
 			*ret_error = strdup("out of memory");

@@ -42,6 +42,9 @@
 /* Users with a lower uid, root and system accounts, are not served. */
 #define CONFIG_MIN_UID_DEFAULT 1000
 
+/* Most drop-in files read from conf.d next to the main file. */
+#define CONFIG_DROP_INS_MAX 64
+
 /* Longest accepted string setting and secret, in bytes. */
 #define CONFIG_STRING_MAX 4096
 

@@ -242,6 +242,68 @@ static void user_settings(void **state)
 	unlink(map_path);
 }
 
+/* Writes content to the file name in folder. */
+static void write_file(const char *folder, const char *name,
+		       const char *content)
+{
+	char path[256];
+	FILE *out;
+
+	snprintf(path, sizeof(path), "%s/%s", folder, name);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	fputs(content, out);
+	fclose(out);
+}
+
+static void remove_file(const char *folder, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", folder, name);
+	unlink(path);
+}
+
+static void drop_ins_override(void **state)
+{
+	struct fixture *f = *state;
+	struct daemon_config *config = NULL;
+	char *error = NULL, drop_ins[160], drop_in[200];
+
+	snprintf(drop_ins, sizeof(drop_ins), "%s/conf.d", f->dir);
+	assert_int_equal(mkdir(drop_ins, 0755), 0);
+	/* Later files win; the @include is relative to the main file's
+	 * folder, not the working folder. */
+	write_file(drop_ins, "10-poll.conf", "poll_interval = 2;\n");
+	write_file(drop_ins, "20-poll.conf", "@include \"extra.inc\"\n");
+	write_file(f->dir, "extra.inc", "poll_interval = 3;\n");
+	write_file(drop_ins, "30-ignored.txt", "not = read;\n");
+	write_conf(f, "poll_interval = 1;\n");
+	assert_int_equal(config_load(f->conf, &config, &error), 0);
+	assert_int_equal(config->poll_interval_ms, 3000);
+	config_free(config);
+
+	/* An error in a drop-in names that file and its line. */
+	write_file(drop_ins, "40-bad.conf", "\nmax_tasks = \"many\";\n");
+	snprintf(drop_in, sizeof(drop_in), "%s/40-bad.conf:2:", drop_ins);
+	assert_true(config_load(f->conf, &config, &error) < 0);
+	assert_non_null(strstr(error, drop_in));
+	assert_non_null(strstr(error, "max_tasks"));
+	free(error);
+	write_file(drop_ins, "40-bad.conf", "typo_setting = 1;\n");
+	assert_true(config_load(f->conf, &config, &error) < 0);
+	assert_non_null(strstr(error, "40-bad.conf:1:"));
+	assert_non_null(strstr(error, "typo_setting"));
+	free(error);
+
+	remove_file(drop_ins, "10-poll.conf");
+	remove_file(drop_ins, "20-poll.conf");
+	remove_file(drop_ins, "30-ignored.txt");
+	remove_file(drop_ins, "40-bad.conf");
+	remove_file(f->dir, "extra.inc");
+	rmdir(drop_ins);
+}
+
 static void endpoint_errors(void **state)
 {
 	static const char *const invalid[] = {
@@ -367,6 +429,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(setting_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(limit_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(user_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(drop_ins_override, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(endpoint_errors, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(missing_required, setup,
