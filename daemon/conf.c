@@ -1115,8 +1115,21 @@ out:
 		config_free(config);
 		return r;
 	}
+	config->refs = 1;
 	*ret_config = config;
 	return 0;
+}
+
+struct daemon_config *config_ref(struct daemon_config *config)
+{
+	config->refs++;
+	return config;
+}
+
+void config_unref(struct daemon_config *config)
+{
+	if (config && --config->refs == 0)
+		config_free(config);
 }
 
 void config_free(struct daemon_config *config)

@@ -49,6 +49,7 @@
 #define CONFIG_STRING_MAX 4096
 
 struct daemon_config {
+	unsigned refs; /* the daemon and each task started with it */
 	char *path;
 	char *endpoint;	     /* "https://host[:port]", no trailing slash */
 	char *endpoint_host; /* "host[:port]", the signed host header */
@@ -92,6 +93,11 @@ int config_load(const char *path, struct daemon_config **ret_config,
 		char **ret_error);
 
 void config_free(struct daemon_config *config);
+
+/* Takes a reference; config_unref() frees the configuration with the
+ * last one, so a reload leaves running tasks their configuration. */
+struct daemon_config *config_ref(struct daemon_config *config);
+void config_unref(struct daemon_config *config);
 
 /* Fills rules with the mapping settings of config. */
 void config_mapping_rules(const struct daemon_config *config,

@@ -212,27 +212,47 @@ static CURLcode http_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
 }
 
 /* Loads the system's trusted CAs and the extra ca_file into one store. */
-static int http_load_trust(struct http_client *client, const char *ca_file,
+static int http_load_trust(X509_STORE **ret_store, const char *ca_file,
 			   char **ret_error)
 {
-	client->trust = X509_STORE_new();
-	if (!client->trust)
+	X509_STORE *store = X509_STORE_new();
+
+	*ret_store = NULL;
+	if (!store)
 		return -ENOMEM;
-	if (X509_STORE_set_default_paths(client->trust) != 1) {
+	if (X509_STORE_set_default_paths(store) != 1) {
 		ERR_clear_error();
+		X509_STORE_free(store);
 		if (asprintf(ret_error, "cannot load the system's trusted CA "
 					"certificates") < 0)
 			*ret_error = NULL;
 		return -EIO;
 	}
-	if (ca_file &&
-	    X509_STORE_load_locations(client->trust, ca_file, NULL) != 1) {
+	if (ca_file && X509_STORE_load_locations(store, ca_file, NULL) != 1) {
 		ERR_clear_error();
+		X509_STORE_free(store);
 		if (asprintf(ret_error, "cannot load the CA certificates in %s",
 			     ca_file) < 0)
 			*ret_error = NULL;
 		return -EIO;
 	}
+	*ret_store = store;
+	return 0;
+}
+
+int http_client_set_ca_file(struct http_client *client, const char *ca_file,
+			    char **ret_error)
+{
+	X509_STORE *store;
+	int r;
+
+	*ret_error = NULL;
+	r = http_load_trust(&store, ca_file, ret_error);
+	if (r < 0)
+		return r;
+	/* TLS contexts made before hold their own reference. */
+	X509_STORE_free(client->trust);
+	client->trust = store;
 	return 0;
 }
 
@@ -247,7 +267,7 @@ int http_client_new(sd_event *event, const char *ca_file,
 	if (!client)
 		return -ENOMEM;
 	client->event = sd_event_ref(event);
-	r = http_load_trust(client, ca_file, ret_error);
+	r = http_load_trust(&client->trust, ca_file, ret_error);
 	if (r < 0) {
 		http_client_free(client);
 		return r;

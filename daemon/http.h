@@ -51,6 +51,13 @@ struct http_request {
 int http_client_new(sd_event *event, const char *ca_file,
 		    struct http_client **ret_client, char **ret_error);
 
+/*
+ * Replaces the trusted CAs for new connections, as http_client_new()
+ * loads them.  Connections already open keep theirs.
+ */
+int http_client_set_ca_file(struct http_client *client, const char *ca_file,
+			    char **ret_error);
+
 /* Cancels every transfer without calling its callback, then frees. */
 void http_client_free(struct http_client *client);
 

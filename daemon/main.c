@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 
 struct daemon {
 	sd_event *event;
+	const char *config_path;
 	struct daemon_config *config;
 	struct task_registry *registry;
 	struct server *server;
@@ -321,6 +323,43 @@ static void setup_file_limit(struct daemon_config *config)
 	}
 }
 
+/*
+ * Rereads the configuration on SIGHUP (systemctl reload).  A broken file
+ * is logged and the running configuration stays; tasks in flight finish
+ * with the configuration they started with.
+ */
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si,
+		     void *userdata)
+{
+	struct daemon *d = userdata;
+	struct daemon_config *config = NULL;
+	char *error = NULL;
+	int r;
+
+	sd_notify(0, "RELOADING=1\nSTATUS=Reloading the configuration");
+	r = config_load(d->config_path, &config, &error);
+	if (r == 0) {
+		setup_file_limit(config);
+		r = task_registry_set_config(d->registry, config, &error);
+	}
+	if (r < 0) {
+		log_error("reloading the configuration failed, keeping the "
+			  "previous one: %s",
+			  error ? error : strerror(-r));
+		free(error);
+		config_unref(config);
+	} else {
+		server_set_config(d->server, config);
+		config_unref(d->config);
+		d->config = config;
+		log_info("reloaded the configuration from %s", d->config_path);
+	}
+	d->last_total = d->last_running = UINT_MAX;
+	sd_notify(0, "READY=1");
+	update_status(d);
+	return 0;
+}
+
 static int setup_event_loop(struct daemon *d)
 {
 	sigset_t mask;
@@ -329,6 +368,7 @@ static int setup_event_loop(struct daemon *d)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -340,6 +380,8 @@ static int setup_event_loop(struct daemon *d)
 	if (r >= 0)
 		r = sd_event_add_signal(d->event, NULL, SIGINT, NULL, NULL);
 	if (r >= 0)
+		r = sd_event_add_signal(d->event, NULL, SIGHUP, on_sighup, d);
+	if (r >= 0)
 		r = sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC,
 					       1000000u, 0, on_status_timer, d);
 	return r;
@@ -350,7 +392,7 @@ static void daemon_free(struct daemon *d)
 	sd_event_source_disable_unref(d->idle_timer);
 	server_free(d->server);
 	task_registry_free(d->registry);
-	config_free(d->config);
+	config_unref(d->config);
 	sd_event_unref(d->event);
 }
 
@@ -366,6 +408,7 @@ int main(int argc, char **argv)
 		return r;
 	log_setup(options.debug);
 
+	d.config_path = options.config_path;
 	r = config_load(options.config_path, &d.config, &error);
 	if (r < 0) {
 		log_error("invalid configuration: %s",
@@ -377,13 +420,13 @@ int main(int argc, char **argv)
 	}
 	if (options.check_config) {
 		printf("%s: configuration is valid\n", options.config_path);
-		config_free(d.config);
+		config_unref(d.config);
 		return EXIT_SUCCESS;
 	}
 	setup_file_limit(d.config);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialize libcurl");
-		config_free(d.config);
+		config_unref(d.config);
 		return EXIT_FAILURE;
 	}
 

@@ -60,6 +60,11 @@ struct uid_counter *uid_counter_new(unsigned max)
 	return counter;
 }
 
+void uid_counter_set_max(struct uid_counter *counter, unsigned max)
+{
+	counter->max = max;
+}
+
 void uid_counter_free(struct uid_counter *counter)
 {
 	if (!counter)

@@ -37,6 +37,7 @@ struct uid_counter;
  * limit per window.
  */
 struct uid_counter *uid_counter_new(unsigned max);
+void uid_counter_set_max(struct uid_counter *counter, unsigned max);
 void uid_counter_free(struct uid_counter *counter);
 
 /*

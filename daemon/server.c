@@ -1041,6 +1041,16 @@ int server_new(sd_event *event, const struct daemon_config *config,
 	return 0;
 }
 
+void server_set_config(struct server *server,
+		       const struct daemon_config *config)
+{
+	server->config = config;
+	uid_counter_set_max(server->uid_requests, config->max_requests_per_uid);
+	if (!server->accepting && !server->accept_pause &&
+	    server->n_connections < config->max_connections)
+		server_set_accepting(server, true);
+}
+
 unsigned server_count_connections(const struct server *server)
 {
 	return server->n_connections;

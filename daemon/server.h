@@ -33,6 +33,10 @@ void server_free(struct server *server);
 /* Serves a listening socket; the server takes ownership of fd. */
 int server_add_listener(struct server *server, int fd);
 
+/* Switches to a reloaded configuration; the caller keeps it alive. */
+void server_set_config(struct server *server,
+		       const struct daemon_config *config);
+
 /* Returns the number of open client connections. */
 unsigned server_count_connections(const struct server *server);
 

@@ -56,6 +56,7 @@ struct task_waiter {
 
 struct task {
 	struct task_registry *registry;
+	struct daemon_config *config; /* the one current when it started */
 	struct task *next, *prev;	      /* every task, oldest first */
 	struct task *queue_next, *queue_prev; /* slot or send queue */
 	enum task_queue {
@@ -91,7 +92,7 @@ struct task_queue_list {
 
 struct task_registry {
 	sd_event *event;
-	const struct daemon_config *config;
+	struct daemon_config *config; /* for new tasks and the limits */
 	struct http_client *http;
 	struct task *tasks, *tasks_tail;
 	unsigned running;  /* tasks holding a slot */
@@ -120,6 +121,7 @@ static const char *const task_wait_names[] = {
 
 static void task_send_call(struct task *task);
 static void task_request_send(struct task *task);
+static void registry_fill_slots(struct task_registry *registry);
 
 static struct log_ids task_log_ids(const struct task *task,
 				   const char *request_id, const char *code)
@@ -191,7 +193,7 @@ static void queue_append(struct task *task, enum task_queue queue)
 
 /* --- the registry ---------------------------------------------------- */
 
-int task_registry_new(sd_event *event, const struct daemon_config *config,
+int task_registry_new(sd_event *event, struct daemon_config *config,
 		      struct task_registry **ret_registry)
 {
 	struct task_registry *registry;
@@ -202,7 +204,7 @@ int task_registry_new(sd_event *event, const struct daemon_config *config,
 	if (!registry)
 		return -ENOMEM;
 	registry->event = sd_event_ref(event);
-	registry->config = config;
+	registry->config = config_ref(config);
 	/* A burst of one second's worth of requests, at least one. */
 	token_bucket_init(&registry->bucket, config->max_requests_per_second,
 			  config->max_requests_per_second, task_now(registry));
@@ -226,8 +228,31 @@ void task_registry_free(struct task_registry *registry)
 		task_drop(registry->tasks);
 	sd_event_source_disable_unref(registry->send_timer);
 	http_client_free(registry->http);
+	config_unref(registry->config);
 	sd_event_unref(registry->event);
 	free(registry);
+}
+
+int task_registry_set_config(struct task_registry *registry,
+			     struct daemon_config *config, char **ret_error)
+{
+	int r;
+
+	r = http_client_set_ca_file(registry->http, config->ca_file,
+				    ret_error);
+	if (r < 0)
+		return r;
+	if (config->max_requests_per_second !=
+	    registry->config->max_requests_per_second)
+		token_bucket_init(&registry->bucket,
+				  config->max_requests_per_second,
+				  config->max_requests_per_second,
+				  task_now(registry));
+	config_unref(registry->config);
+	registry->config = config_ref(config);
+	/* A higher max_tasks frees slots for queued tasks at once. */
+	registry_fill_slots(registry);
+	return 0;
 }
 
 void task_registry_count(const struct task_registry *registry,
@@ -409,6 +434,7 @@ void task_drop(struct task *task)
 	free(task->user);
 	free(task->end_user_id);
 	free(task->task_id);
+	config_unref(task->config);
 	/* Released last: it may start the next queued task. */
 	if (task->has_slot) {
 		registry->running--;
@@ -455,7 +481,7 @@ static int task_on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 
 	log_ids(LOG_NOTICE, &ids, "%s not picked up within %lld s, wiped",
 		task->state == TASK_READY ? "ticket" : "error",
-		(long long)task->registry->config->pickup_timeout_ms / 1000);
+		(long long)task->config->pickup_timeout_ms / 1000);
 	task_drop(task);
 	return 0;
 }
@@ -476,7 +502,7 @@ static void task_finish(struct task *task, enum task_state state)
 
 	if (!task->waiters) {
 		uint64_t expiry = task_now(registry) +
-				  (uint64_t)registry->config->pickup_timeout_ms *
+				  (uint64_t)task->config->pickup_timeout_ms *
 					  USEC_PER_MSEC;
 
 		if (sd_event_add_time(registry->event, &task->expiry_timer,
@@ -554,7 +580,7 @@ static void task_schedule(struct task *task, int64_t wait_ms)
  */
 static int64_t task_next_poll_ms(struct task *task)
 {
-	const struct daemon_config *config = task->registry->config;
+	const struct daemon_config *config = task->config;
 	int64_t wait = task->next_interval_ms;
 
 	if (task->polls == 1) {
@@ -746,7 +772,7 @@ static void task_on_failure(struct task *task,
 	cloudapp_utf8_trim(failure->message);
 	wait = task_retry_wait_ms(task, failure);
 	uint64_t deadline = task->started_usec +
-			    (uint64_t)registry->config->ticket_timeout_ms *
+			    (uint64_t)task->config->ticket_timeout_ms *
 				    USEC_PER_MSEC;
 
 	if (wait >= 0 &&
@@ -781,7 +807,7 @@ static void task_on_response(const struct http_response *response,
 		failure.retry = retry_classify(response->curl_code, 0, NULL);
 		snprintf(failure.message, sizeof(failure.message),
 			 "cannot reach %s: %s",
-			 task->registry->config->endpoint, response->error);
+			 task->config->endpoint, response->error);
 		return task_on_failure(task, &failure);
 	}
 
@@ -792,7 +818,7 @@ static void task_on_response(const struct http_response *response,
 		failure.http_status = response->status;
 		snprintf(failure.message, sizeof(failure.message),
 			 "invalid response from %s: %s",
-			 task->registry->config->endpoint,
+			 task->config->endpoint,
 			 error ? error : strerror(-r));
 		free(error);
 		return task_on_failure(task, &failure);
@@ -820,7 +846,7 @@ static void task_on_response(const struct http_response *response,
 static void task_send_call(struct task *task)
 {
 	struct task_registry *registry = task->registry;
-	const struct daemon_config *config = registry->config;
+	const struct daemon_config *config = task->config;
 	struct api_credentials credentials = {
 		.access_key_id = config->access_key_id,
 		.access_key_secret = config->access_key_secret,
@@ -872,7 +898,7 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 		  "no ticket for EndUserId %s within %lld s (TaskId %s, %u "
 		  "calls%s)",
 		  task->end_user_id,
-		  (long long)task->registry->config->ticket_timeout_ms / 1000,
+		  (long long)task->config->ticket_timeout_ms / 1000,
 		  task->task_id ? task->task_id : "none", task->polls,
 		  task->state == TASK_QUEUED ? ", still queued for a task "
 					       "slot" :
@@ -890,6 +916,7 @@ static struct task *task_new(struct task_registry *registry,
 	if (!task)
 		return NULL;
 	task->registry = registry;
+	task->config = config_ref(registry->config);
 	task->user = strdup(user);
 	task->end_user_id = strdup(end_user_id);
 	task->started_usec = task_now(registry);
@@ -927,7 +954,7 @@ int task_start(struct task_registry *registry, const char *user,
 	if (!task)
 		return -ENOMEM;
 	deadline = task->started_usec +
-		   (uint64_t)registry->config->ticket_timeout_ms * USEC_PER_MSEC;
+		   (uint64_t)task->config->ticket_timeout_ms * USEC_PER_MSEC;
 	r = sd_event_add_time(registry->event, &task->deadline_timer,
 			      CLOCK_MONOTONIC, deadline,
 			      TASK_TIMER_ACCURACY_USEC, task_on_deadline,

@@ -51,8 +51,16 @@ struct task_waiter;
  */
 typedef void (*task_notify_fn)(struct task *task, void *userdata);
 
-int task_registry_new(sd_event *event, const struct daemon_config *config,
+int task_registry_new(sd_event *event, struct daemon_config *config,
 		      struct task_registry **ret_registry);
+
+/*
+ * Switches to a reloaded configuration for new tasks and the limits.
+ * Running tasks keep the configuration they started with.  Fails, with
+ * the old configuration kept, when the new CA file cannot be loaded.
+ */
+int task_registry_set_config(struct task_registry *registry,
+			     struct daemon_config *config, char **ret_error);
 
 void task_registry_free(struct task_registry *registry);
 

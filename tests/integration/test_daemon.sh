@@ -360,6 +360,51 @@ check_config_command() {
 	grep -q "$WORK/bad.conf:[0-9]*: setting poll_interval" "$WORK/check.err"
 }
 
+# SIGHUP rereads the configuration; a broken file keeps the old one; a
+# task in flight finishes with the configuration it started with, even
+# when the reload points the endpoint somewhere unreachable.
+reload_live_daemon() {
+	local socket=$WORK/reload.sock pid
+	write_config reload "$SECRET" < /dev/null
+	sed -i 's/^end_user_id = .*/end_user_id = "a_%u";/' "$WORK/reload.conf"
+	start_daemon "$WORK/reload.conf" "$socket"
+	pid=${lib_pids[-1]}
+	"$CTL" --socket "$socket" resolve alice | grep -qx "end_user_id: a_alice" ||
+		return 1
+
+	# A ticket task whose cloud task takes a while is in flight...
+	printf '{"b_bob": {"delay_seconds": 1}}\n' > "$EMULATOR_STATE/faults.json"
+	sed -i 's/^end_user_id = .*/end_user_id = "b_%u";/' "$WORK/reload.conf"
+	kill -HUP "$pid"
+	wait_for "the reload" grep -q "reloaded the configuration" "$WORK/daemon.log"
+	"$CTL" --socket "$socket" resolve alice | grep -qx "end_user_id: b_alice" ||
+		return 1
+	"$CTL" --socket "$socket" -q ticket --user bob > "$WORK/reload-bob.out" &
+	local bob=$!
+	sleep 0.3
+	# ...when a reload moves the endpoint to a closed port.
+	sed -i 's|^endpoint = .*|endpoint = "https://127.0.0.1:1";|' "$WORK/reload.conf"
+	kill -HUP "$pid"
+	wait "$bob" || { rm -f "$EMULATOR_STATE/faults.json"; return 1; }
+	rm -f "$EMULATOR_STATE/faults.json"
+	[ -s "$WORK/reload-bob.out" ] || return 1
+	# New tasks use the new endpoint and fail to reach it.
+	if "$CTL" --socket "$socket" -q ticket --user alice \
+		> /dev/null 2> "$WORK/reload-alice.err"; then
+		return 1
+	fi
+	grep -q "cannot reach https://127.0.0.1:1" "$WORK/reload-alice.err" ||
+		return 1
+
+	# A broken file is rejected and the running configuration stays.
+	printf 'max_tasks = "many";\n' >> "$WORK/reload.conf"
+	kill -HUP "$pid"
+	wait_for "the failed reload" grep -q \
+		"reloading the configuration failed, keeping the previous one" \
+		"$WORK/daemon.log"
+	"$CTL" --socket "$socket" resolve alice | grep -qx "end_user_id: b_alice"
+}
+
 check "config error names file, line, setting" config_error_reported
 check "group-readable secret file rejected" secret_file_mode_rejected
 check "check-config accepts a good file" check_config_accepts_good
@@ -379,6 +424,7 @@ check "out of descriptors pauses accept" out_of_descriptors
 check "served users and map file" served_users_policy
 check "resolve makes no cloud call" resolve_without_cloud_call
 check "cloudappctl check-config" check_config_command
+check "reload on SIGHUP" reload_live_daemon
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
