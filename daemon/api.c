@@ -43,22 +43,59 @@ static int api_nonce(char nonce[API_NONCE_SIZE])
 	return 0;
 }
 
-/* Collects the call's parameters; values are borrowed from call. */
+/* The most parameters of one call: EndUserId, TaskId, the profile's
+ * parameters and its AppInstanceGroupIdList items. */
+#define API_PARAMS_MAX (2 + 10 + PROFILE_GROUP_IDS_MAX)
+
+/* Storage for the "AppInstanceGroupIdList.N" names. */
+struct api_list_names {
+	char names[PROFILE_GROUP_IDS_MAX][sizeof("AppInstanceGroupIdList.") + 4];
+};
+
+/*
+ * Collects the call's parameters; values are borrowed from call.  The
+ * optional parameters go with the first call only; polls carry the TaskId
+ * instead.  A list becomes "Name.1", "Name.2", ..., as the SDKs flatten
+ * repeated parameters.
+ */
 static size_t api_call_params(const struct api_ticket_call *call,
-			      struct encode_param *params)
+			      struct encode_param *params,
+			      struct api_list_names *list)
 {
+	const struct ticket_profile *profile = call->profile;
 	size_t n = 0;
 
 	params[n++] = (struct encode_param){ "EndUserId",
 					     (char *)call->end_user_id };
 	params[n++] = (struct encode_param){ "ProductType",
 					     (char *)call->product_type };
+	if (call->task_id) {
+		params[n++] = (struct encode_param){ "TaskId",
+						     (char *)call->task_id };
+		return n;
+	}
 	if (call->app_id)
 		params[n++] = (struct encode_param){ "AppId",
 						     (char *)call->app_id };
-	if (call->task_id)
-		params[n++] = (struct encode_param){ "TaskId",
-						     (char *)call->task_id };
+	if (!profile)
+		return n;
+#define X(member, api_name)                                                    \
+	if (profile->member && strcmp(api_name, "ProductType") != 0 &&        \
+	    strcmp(api_name, "AppId") != 0)                                    \
+		params[n++] = (struct encode_param){ api_name,                 \
+						     profile->member };
+	PROFILE_PARAMETERS
+#undef X
+	for (size_t i = 0; profile->app_instance_group_ids &&
+			   profile->app_instance_group_ids[i] &&
+			   i < PROFILE_GROUP_IDS_MAX;
+	     i++) {
+		snprintf(list->names[i], sizeof(list->names[i]),
+			 "AppInstanceGroupIdList.%zu", i + 1);
+		params[n++] = (struct encode_param){
+			list->names[i], profile->app_instance_group_ids[i]
+		};
+	}
 	return n;
 }
 
@@ -78,7 +115,8 @@ int api_request_build(const char *endpoint, const char *endpoint_host,
 		      const struct api_ticket_call *call, time_t now,
 		      struct api_request *ret_request)
 {
-	struct encode_param params[4];
+	struct encode_param params[API_PARAMS_MAX];
+	struct api_list_names list;
 	struct sign_header headers[8];
 	char date[32], nonce[API_NONCE_SIZE], hash[SIGN_HEX_SIZE];
 	char *authorization;
@@ -93,7 +131,7 @@ int api_request_build(const char *endpoint, const char *endpoint_host,
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
 
-	n_params = api_call_params(call, params);
+	n_params = api_call_params(call, params, &list);
 	ret_request->body = encode_form(params, n_params);
 	if (!ret_request->body)
 		return -ENOMEM;

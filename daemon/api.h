@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "profile.h"
+
 #define API_ACTION "GetConnectionTicket"
 #define API_VERSION "2021-09-01"
 #define API_CONTENT_TYPE "application/x-www-form-urlencoded"
@@ -28,6 +30,8 @@ struct api_ticket_call {
 	const char *end_user_id;
 	const char *app_id;  /* required on the first call */
 	const char *task_id; /* NULL on the first call */
+	/* The optional parameters of the first call, or NULL for none. */
+	const struct ticket_profile *profile;
 };
 
 struct api_credentials {

@@ -15,6 +15,7 @@
 #include <libconfig.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,16 @@
 /* The settings the daemon knows; anything else is a likely typo. */
 static const char *const config_known_settings[] = {
 	"access_key_id",
+	"access_type",
 	"access_key_secret_file",
 	"app_id",
+	"app_instance_group_ids",
+	"app_instance_id",
+	"app_instance_persistent_id",
+	"app_policy_id",
+	"app_start_param",
+	"app_version",
+	"biz_region_id",
 	"ca_file",
 	"client_command",
 	"client_idle_timeout",
@@ -44,6 +53,7 @@ static const char *const config_known_settings[] = {
 	"end_user_id_map",
 	"end_user_id_strip_domain",
 	"endpoint",
+	"environment_config",
 	"idle_timeout",
 	"max_connections",
 	"max_connections_per_uid",
@@ -56,6 +66,7 @@ static const char *const config_known_settings[] = {
 	"poll_interval",
 	"poll_interval_max",
 	"product_type",
+	"profiles",
 	"request_timeout",
 	"ticket_timeout",
 };
@@ -453,6 +464,265 @@ static void free_string_list(char **list)
 	for (char **p = list; *p; p++)
 		free(*p);
 	free(list);
+}
+
+/* The members a profile may have besides the request parameters. */
+static const char *const profile_known_members[] = {
+	"app_instance_group_ids", "client_command", "groups", "name",
+	"services", "users",
+};
+
+static bool profile_member_known(const char *name)
+{
+#define X(member, api_name)                                                    \
+	if (strcmp(name, #member) == 0)                                        \
+		return true;
+	PROFILE_PARAMETERS
+#undef X
+	for (size_t i = 0; i < sizeof(profile_known_members) /
+				       sizeof(profile_known_members[0]);
+	     i++)
+		if (strcmp(name, profile_known_members[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Reads a string, or a list of strings, from setting s (not NULL). */
+static const char *setting_string(const config_setting_t *s)
+{
+	const char *value;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return NULL;
+	value = config_setting_get_string(s);
+	if (!*value || strlen(value) > CONFIG_STRING_MAX ||
+	    !cloudapp_utf8_valid(value, strlen(value)))
+		return NULL;
+	return value;
+}
+
+static char **setting_string_list(const config_setting_t *s)
+{
+	int n = config_setting_length(s);
+	char **list;
+
+	if (config_setting_type(s) != CONFIG_TYPE_LIST &&
+	    config_setting_type(s) != CONFIG_TYPE_ARRAY)
+		return NULL;
+	list = calloc((size_t)n + 1, sizeof(*list));
+	if (!list)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		const char *value =
+			setting_string(config_setting_get_elem(s, (unsigned)i));
+
+		if (!value || !(list[i] = strdup(value))) {
+			profile_free_list(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+/* Reads the request parameters present in group into profile. */
+static int profile_read_parameters(const config_setting_t *group,
+				   const char *path, const char *label,
+				   struct ticket_profile *profile,
+				   char **ret_error)
+{
+	config_setting_t *s;
+
+#define X(member, api_name)                                                    \
+	s = config_setting_get_member(group, #member);                         \
+	if (s) {                                                               \
+		const char *value = setting_string(s);                         \
+		if (!value)                                                    \
+			return config_error(ret_error, setting_file(s, path),  \
+					    config_setting_source_line(s),     \
+					    #member,                           \
+					    "%smust be a non-empty string of " \
+					    "valid UTF-8",                     \
+					    label);                            \
+		free(profile->member);                                         \
+		profile->member = strdup(value);                               \
+		if (!profile->member)                                          \
+			return -ENOMEM;                                        \
+	}
+	PROFILE_PARAMETERS
+#undef X
+	s = config_setting_get_member(group, "app_instance_group_ids");
+	if (s) {
+		profile_free_list(profile->app_instance_group_ids);
+		profile->app_instance_group_ids = setting_string_list(s);
+		if (!profile->app_instance_group_ids)
+			return config_error(ret_error, setting_file(s, path),
+					    config_setting_source_line(s),
+					    "app_instance_group_ids",
+					    "%smust be a list of non-empty "
+					    "strings",
+					    label);
+	}
+	return 0;
+}
+
+/* Reads one entry of "profiles". */
+static int profile_read(const config_setting_t *group, const char *path,
+			struct ticket_profile *profile, char **ret_error)
+{
+	static const struct {
+		const char *name;
+		size_t offset;
+	} lists[] = {
+		{ "users", offsetof(struct ticket_profile, users) },
+		{ "groups", offsetof(struct ticket_profile, groups) },
+		{ "services", offsetof(struct ticket_profile, services) },
+		{ "client_command",
+		  offsetof(struct ticket_profile, client_command) },
+	};
+	const char *file = setting_file(group, path);
+	int line = (int)config_setting_source_line(group);
+	config_setting_t *s;
+	char label[128];
+	int r;
+
+	if (config_setting_type(group) != CONFIG_TYPE_GROUP)
+		return config_error(ret_error, file, line, "profiles",
+				    "each profile must be a group in { }");
+	s = config_setting_get_member(group, "name");
+	if (!s || !setting_string(s))
+		return config_error(ret_error, file, line, "profiles",
+				    "a profile needs a name = \"...\";");
+	profile->name = strdup(setting_string(s));
+	if (!profile->name)
+		return -ENOMEM;
+	snprintf(label, sizeof(label), "in profile %s: ", profile->name);
+	for (int i = 0; i < config_setting_length(group); i++) {
+		config_setting_t *m =
+			config_setting_get_elem(group, (unsigned)i);
+
+		if (!profile_member_known(config_setting_name(m)))
+			return config_error(ret_error, setting_file(m, path),
+					    config_setting_source_line(m),
+					    config_setting_name(m),
+					    "%sunknown setting; see "
+					    "cloudapp.conf(5)",
+					    label);
+	}
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		char ***member = (char ***)((char *)profile + lists[i].offset);
+
+		s = config_setting_get_member(group, lists[i].name);
+		if (!s)
+			continue;
+		*member = setting_string_list(s);
+		if (!*member || !**member)
+			return config_error(ret_error, setting_file(s, path),
+					    config_setting_source_line(s),
+					    lists[i].name,
+					    "%smust be a non-empty list of "
+					    "non-empty strings",
+					    label);
+	}
+	r = profile_read_parameters(group, path, label, profile, ret_error);
+	if (r < 0)
+		return r;
+	if (profile->client_command && profile->client_command[0][0] != '/')
+		return config_error(ret_error, file, line, "client_command",
+				    "%sthe program \"%s\" must be an absolute "
+				    "path",
+				    label, profile->client_command[0]);
+	return 0;
+}
+
+/* Builds the default profile from the top-level settings. */
+static int config_get_defaults(struct daemon_config *config,
+			       const struct config_source *cfg,
+			       char **ret_error)
+{
+	struct ticket_profile *d = &config->defaults;
+	char *problem;
+	int r = 0;
+
+	d->name = strdup("default");
+	d->product_type = strdup(config->product_type);
+	d->app_id = strdup(config->app_id);
+	if (!d->name || !d->product_type || !d->app_id)
+		return -ENOMEM;
+	if (config->client_command) {
+		d->client_command = profile_copy_list(config->client_command);
+		if (!d->client_command)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < cfg->n && r == 0; i++)
+		r = profile_read_parameters(config_root_setting(&cfg->layers[i]),
+					    config->path, "", d, ret_error);
+	if (r < 0)
+		return r;
+	problem = profile_check(d);
+	if (problem) {
+		/* The message starts with "setting NAME: ". */
+		if (asprintf(ret_error, "%s: %s", config->path, problem) < 0)
+			*ret_error = NULL;
+		free(problem);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reads "profiles", each completed from the defaults and checked. */
+static int config_get_profiles(struct daemon_config *config,
+			       const struct config_source *cfg,
+			       char **ret_error)
+{
+	config_setting_t *s = source_lookup(cfg, "profiles");
+	const char *path;
+	int n;
+
+	if (!s)
+		return 0;
+	path = setting_file(s, config->path);
+	if (config_setting_type(s) != CONFIG_TYPE_LIST)
+		return config_error(ret_error, path,
+				    config_setting_source_line(s), "profiles",
+				    "must be a list of groups: ( { ... }, "
+				    "{ ... } )");
+	n = config_setting_length(s);
+	config->profiles = calloc((size_t)n + 1, sizeof(*config->profiles));
+	if (!config->profiles)
+		return -ENOMEM;
+	for (int i = 0; i < n; i++) {
+		config_setting_t *group = config_setting_get_elem(s, (unsigned)i);
+		struct ticket_profile *profile = &config->profiles[i];
+		char *problem;
+		int r;
+
+		config->n_profiles++;
+		r = profile_read(group, path, profile, ret_error);
+		if (r == 0)
+			r = profile_inherit(profile, &config->defaults);
+		if (r < 0)
+			return r;
+		problem = profile_check(profile);
+		if (problem) {
+			config_error(ret_error, setting_file(group, path),
+				     config_setting_source_line(group),
+				     "profiles", "profile %s: %s",
+				     profile->name, problem);
+			free(problem);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+const struct ticket_profile *
+config_match_profile(const struct daemon_config *config,
+		     const struct profile_subject *subject)
+{
+	for (size_t i = 0; i < config->n_profiles; i++)
+		if (profile_matches(&config->profiles[i], subject))
+			return &config->profiles[i];
+	return &config->defaults;
 }
 
 /* Checks "https://host[:port]" and stores the host part for signing. */
@@ -1105,6 +1375,10 @@ int config_load(const char *path, struct daemon_config **ret_config,
 		r = config_get_command(config, &cfg, ret_error);
 	if (r == 0)
 		r = config_check_values(config, &cfg, ret_error);
+	if (r == 0)
+		r = config_get_defaults(config, &cfg, ret_error);
+	if (r == 0)
+		r = config_get_profiles(config, &cfg, ret_error);
 
 out:
 	for (size_t i = 0; i < cfg.n; i++)
@@ -1148,6 +1422,10 @@ void config_free(struct daemon_config *config)
 	free(config->end_user_id);
 	free(config->end_user_id_map);
 	mapping_free_map(config->map, config->map_len);
+	profile_clear(&config->defaults);
+	for (size_t i = 0; i < config->n_profiles; i++)
+		profile_clear(&config->profiles[i]);
+	free(config->profiles);
 	free_string_list(config->deny_users);
 	free_string_list(config->deny_groups);
 	if (config->client_command) {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "mapping.h"
+#include "profile.h"
 
 /* Defaults and bounds, in milliseconds. */
 #define CONFIG_POLL_INTERVAL_DEFAULT_MS 500
@@ -82,6 +83,11 @@ struct daemon_config {
 	unsigned max_connections_per_uid; /* not for root */
 	unsigned max_requests_per_uid;	  /* per minute, not for root */
 	char **client_command; /* NULL-terminated, or NULL */
+	/* The top-level request settings, and the profiles that override
+	 * them, each complete and checked. */
+	struct ticket_profile defaults;
+	struct ticket_profile *profiles;
+	size_t n_profiles;
 };
 
 /*
@@ -98,6 +104,11 @@ void config_free(struct daemon_config *config);
  * last one, so a reload leaves running tasks their configuration. */
 struct daemon_config *config_ref(struct daemon_config *config);
 void config_unref(struct daemon_config *config);
+
+/* Returns the first profile that matches subject, or the defaults. */
+const struct ticket_profile *
+config_match_profile(const struct daemon_config *config,
+		     const struct profile_subject *subject);
 
 /* Fills rules with the mapping settings of config. */
 void config_mapping_rules(const struct daemon_config *config,

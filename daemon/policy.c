@@ -96,3 +96,30 @@ int policy_check_user(const struct daemon_config *config, const char *user,
 	}
 	return 0;
 }
+
+char **policy_user_groups(const char *user)
+{
+	struct passwd pw, *result = NULL;
+	gid_t gids[POLICY_GROUPS_MAX];
+	int count = POLICY_GROUPS_MAX;
+	char buf[POLICY_NSS_BUFFER];
+	char **names;
+	size_t n = 0;
+
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &result) != 0 || !result)
+		return NULL;
+	getgrouplist(user, pw.pw_gid, gids, &count);
+	if (count > POLICY_GROUPS_MAX)
+		count = POLICY_GROUPS_MAX;
+	names = calloc((size_t)count + 1, sizeof(*names));
+	if (!names)
+		return NULL;
+	for (int i = 0; i < count; i++) {
+		struct group group, *found = NULL;
+
+		if (getgrgid_r(gids[i], &group, buf, sizeof(buf), &found) == 0 &&
+		    found && (names[n] = strdup(group.gr_name)))
+			n++;
+	}
+	return names;
+}

@@ -19,4 +19,11 @@
 int policy_check_user(const struct daemon_config *config, const char *user,
 		      uid_t *ret_uid, char **ret_error);
 
+/*
+ * Returns the names of the groups user belongs to, supplementary groups
+ * included, NULL-terminated and malloc'd, or NULL when they cannot be
+ * read.  Free with profile_free_list().
+ */
+char **policy_user_groups(const char *user);
+
 #endif

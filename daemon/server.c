@@ -298,6 +298,20 @@ static void json_add_string(json_object *object, const char *key,
 				       json_object_new_string(value));
 }
 
+/* Adds a list of strings as a JSON array when it is set. */
+static void json_add_string_list(json_object *object, const char *key,
+				 char *const *list)
+{
+	json_object *array;
+
+	if (!list)
+		return;
+	array = json_object_new_array();
+	for (char *const *p = list; *p; p++)
+		json_object_array_add(array, json_object_new_string(*p));
+	json_object_object_add(object, key, array);
+}
+
 static json_object *task_state_parameters(struct task *task)
 {
 	json_object *p = json_object_new_object();
@@ -354,7 +368,6 @@ static void json_wipe_string(json_object *object, const char *key)
 static bool connection_send_ticket(struct connection *c, struct task *task)
 {
 	const struct api_result *r = task_get_result(task);
-	const struct daemon_config *config = c->server->config;
 	json_object *p = task_state_parameters(task);
 	json_object *reply;
 	bool alive;
@@ -371,14 +384,8 @@ static bool connection_send_ticket(struct connection *c, struct task *task)
 	if (r->has_tenant_id)
 		json_object_object_add(p, "tenant_id",
 				       json_object_new_int64(r->tenant_id));
-	if (config->client_command) {
-		json_object *argv = json_object_new_array();
-
-		for (char **arg = config->client_command; *arg; arg++)
-			json_object_array_add(argv,
-					      json_object_new_string(*arg));
-		json_object_object_add(p, "client_command", argv);
-	}
+	json_add_string_list(p, "client_command",
+			    task_get_profile(task)->client_command);
 
 	reply = json_object_new_object();
 	json_object_object_add(reply, "parameters", json_object_get(p));
@@ -514,6 +521,23 @@ static char *connection_authorize(struct connection *c,
 	return end_user_id;
 }
 
+/* Picks the profile for user: by name, groups and PAM service. */
+static const struct ticket_profile *
+connection_match_profile(struct connection *c, const char *user,
+			 const char *service)
+{
+	struct profile_subject subject = { .user = user, .service = service };
+	const struct ticket_profile *profile;
+	char **groups = NULL;
+
+	if (c->server->config->n_profiles > 0)
+		groups = policy_user_groups(user);
+	subject.groups = groups;
+	profile = config_match_profile(c->server->config, &subject);
+	profile_free_list(groups);
+	return profile;
+}
+
 /*
  * Counts a request that starts a cloud task against the caller's
  * max_requests_per_uid.  Root, which opens every PAM session, is not
@@ -568,7 +592,8 @@ static struct task *connection_find_or_start(struct connection *c,
 		return task;
 	if (!connection_within_rate(c, user, ret_alive))
 		return NULL;
-	r = task_start(c->server->registry, user, end_user_id, &task,
+	r = task_start(c->server->registry, user, end_user_id,
+		       connection_match_profile(c, user, NULL), &task,
 		       &started);
 	if (r < 0) {
 		*ret_alive = connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
@@ -602,8 +627,11 @@ static bool connection_start_ticket(struct connection *c,
 		free(end_user_id);
 		return alive;
 	}
-	r = task_start(c->server->registry, user, end_user_id, &task,
-		       &started);
+	r = task_start(c->server->registry, user, end_user_id,
+		       connection_match_profile(
+			       c, user,
+			       cloudapp_json_string(parameters, "service")),
+		       &task, &started);
 	free(end_user_id);
 	if (r < 0)
 		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
@@ -681,6 +709,7 @@ static bool connection_resolve_user(struct connection *c,
 				    json_object *parameters)
 {
 	const struct daemon_config *config = c->server->config;
+	const struct ticket_profile *profile;
 	struct mapping_rules rules;
 	const char *user;
 	char *end_user_id;
@@ -698,18 +727,17 @@ static bool connection_resolve_user(struct connection *c,
 			mapping_map_lookup(&rules, user) ? "end_user_id_map" :
 							   "end_user_id");
 	free(end_user_id);
+	profile = connection_match_profile(
+		c, user, cloudapp_json_string(parameters, "service"));
+	json_add_string(p, "profile", profile->name);
 	request = json_object_new_object();
-	json_add_string(request, "ProductType", config->product_type);
-	json_add_string(request, "AppId", config->app_id);
+#define X(member, api_name) json_add_string(request, api_name, profile->member);
+	PROFILE_PARAMETERS
+#undef X
+	json_add_string_list(request, "AppInstanceGroupIdList",
+			     profile->app_instance_group_ids);
 	json_object_object_add(p, "request", request);
-	if (config->client_command) {
-		json_object *argv = json_object_new_array();
-
-		for (char **arg = config->client_command; *arg; arg++)
-			json_object_array_add(argv,
-					      json_object_new_string(*arg));
-		json_object_object_add(p, "client_command", argv);
-	}
+	json_add_string_list(p, "client_command", profile->client_command);
 	return connection_reply(c, p, false);
 }
 

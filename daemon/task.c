@@ -57,6 +57,7 @@ struct task_waiter {
 struct task {
 	struct task_registry *registry;
 	struct daemon_config *config; /* the one current when it started */
+	const struct ticket_profile *profile; /* belongs to config */
 	struct task *next, *prev;	      /* every task, oldest first */
 	struct task *queue_next, *queue_prev; /* slot or send queue */
 	enum task_queue {
@@ -852,10 +853,11 @@ static void task_send_call(struct task *task)
 		.access_key_secret = config->access_key_secret,
 	};
 	struct api_ticket_call call = {
-		.product_type = config->product_type,
+		.product_type = task->profile->product_type,
 		.end_user_id = task->end_user_id,
-		.app_id = config->app_id,
+		.app_id = task->profile->app_id,
 		.task_id = task->task_id,
+		.profile = task->profile,
 	};
 	struct api_request request;
 	struct http_request http = { 0 };
@@ -909,7 +911,8 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 /* --- starting and waiting -------------------------------------------- */
 
 static struct task *task_new(struct task_registry *registry,
-			     const char *user, const char *end_user_id)
+			     const char *user, const char *end_user_id,
+			     const struct ticket_profile *profile)
 {
 	struct task *task = calloc(1, sizeof(*task));
 
@@ -917,6 +920,7 @@ static struct task *task_new(struct task_registry *registry,
 		return NULL;
 	task->registry = registry;
 	task->config = config_ref(registry->config);
+	task->profile = profile;
 	task->user = strdup(user);
 	task->end_user_id = strdup(end_user_id);
 	task->started_usec = task_now(registry);
@@ -934,8 +938,8 @@ static struct task *task_new(struct task_registry *registry,
 }
 
 int task_start(struct task_registry *registry, const char *user,
-	       const char *end_user_id, struct task **ret_task,
-	       bool *ret_started)
+	       const char *end_user_id, const struct ticket_profile *profile,
+	       struct task **ret_task, bool *ret_started)
 {
 	struct task *task = task_find(registry, end_user_id);
 	struct log_ids ids;
@@ -950,7 +954,7 @@ int task_start(struct task_registry *registry, const char *user,
 	if (task)
 		task_drop(task);
 
-	task = task_new(registry, user, end_user_id);
+	task = task_new(registry, user, end_user_id, profile);
 	if (!task)
 		return -ENOMEM;
 	deadline = task->started_usec +
@@ -1047,6 +1051,11 @@ unsigned task_get_queue_position(const struct task *task)
 const char *task_get_user(const struct task *task)
 {
 	return task->user;
+}
+
+const struct ticket_profile *task_get_profile(const struct task *task)
+{
+	return task->profile;
 }
 
 const char *task_get_end_user_id(const struct task *task)

@@ -78,13 +78,14 @@ struct task *task_find(struct task_registry *registry,
 		       const char *end_user_id);
 
 /*
- * Returns the EndUserId's task, starting one for user when there is none
- * or the previous one failed.  Callers with the same EndUserId share the
+ * Returns the EndUserId's task, starting one for user with profile (from
+ * the registry's current configuration) when there is none or the
+ * previous one failed.  Callers with the same EndUserId share the
  * task.  *ret_started tells whether a new task began.
  */
 int task_start(struct task_registry *registry, const char *user,
-	       const char *end_user_id, struct task **ret_task,
-	       bool *ret_started);
+	       const char *end_user_id, const struct ticket_profile *profile,
+	       struct task **ret_task, bool *ret_started);
 
 /* Frees a task and wipes its ticket; waiters are not notified. */
 void task_drop(struct task *task);
@@ -115,6 +116,8 @@ unsigned task_get_queue_position(const struct task *task);
 /* The user who started the task. */
 const char *task_get_user(const struct task *task);
 const char *task_get_end_user_id(const struct task *task);
+/* The profile the task runs with; it lives as long as the task. */
+const struct ticket_profile *task_get_profile(const struct task *task);
 const char *task_get_task_id(const struct task *task); /* may be NULL */
 unsigned task_get_polls(const struct task *task);
 uint64_t task_get_age_usec(const struct task *task);

@@ -533,6 +533,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             entry["end_user_id"] = params.get("EndUserId")
             entry["task_id"] = params.get("TaskId")
             entry["call"] = "poll" if "TaskId" in params else "start"
+            # The parameters as received, for tests of their encoding.
+            entry["params"] = params
             fault = emulator.fault_for(params.get("EndUserId", ""))
             if fault and fault.get("delay_seconds"):
                 try:

@@ -405,6 +405,52 @@ reload_live_daemon() {
 	"$CTL" --socket "$socket" resolve alice | grep -qx "end_user_id: b_alice"
 }
 
+# A profile chosen by the PAM service sends every parameter it sets, and
+# the emulator receives them decoded to the same values.
+profile_parameters_arrive() {
+	local socket=$WORK/profile.sock
+	write_config profile "$SECRET" <<'CONF'
+profiles = (
+  { name = "kiosk_login"; services = ["kioskpam"];
+    app_version = "2.1.0";
+    app_start_param = "/q /n *~+ ü";
+    environment_config = "{\"lang\":\"en\"}";
+    biz_region_id = "cn-shanghai";
+    access_type = "INTERNET";
+    app_policy_id = "pg-1";
+    app_instance_persistent_id = "p-1";
+    app_instance_group_ids = ["aig-01", "aig-02", "aig-03", "aig-04",
+      "aig-05", "aig-06", "aig-07", "aig-08", "aig-09", "aig-10",
+      "aig-11"]; }
+);
+CONF
+	start_daemon "$WORK/profile.conf" "$socket"
+	write_pam_service kioskpam "socket=$socket timeout=2"
+	pam_login kioskpam alice open_session > /dev/null 2>&1 || return 1
+	"$CTL" --socket "$socket" -q ticket --user alice > /dev/null || return 1
+	"$CTL" --socket "$socket" resolve alice | grep -qx "profile: default" ||
+		return 1
+	python3 - "$EMULATOR_STATE/requests.jsonl" <<'PY'
+import json, sys
+starts = [json.loads(line) for line in open(sys.argv[1])]
+starts = [e for e in starts if e.get("end_user_id") == "alice"
+          and e.get("call") == "start" and "AppVersion" in e["params"]]
+params = starts[-1]["params"]
+expected = {
+    "AppVersion": "2.1.0", "AppStartParam": "/q /n *~+ ü",
+    "EnvironmentConfig": '{"lang":"en"}', "BizRegionId": "cn-shanghai",
+    "AccessType": "INTERNET", "AppPolicyId": "pg-1",
+    "AppInstancePersistentId": "p-1", "ProductType": "CloudApp",
+}
+for i in range(1, 12):
+    expected[f"AppInstanceGroupIdList.{i}"] = f"aig-{i:02d}"
+wrong = {k: (params.get(k), v) for k, v in expected.items()
+         if params.get(k) != v}
+print("wrong parameters:", wrong) if wrong else None
+sys.exit(1 if wrong else 0)
+PY
+}
+
 check "config error names file, line, setting" config_error_reported
 check "group-readable secret file rejected" secret_file_mode_rejected
 check "check-config accepts a good file" check_config_accepts_good
@@ -425,6 +471,7 @@ check "served users and map file" served_users_policy
 check "resolve makes no cloud call" resolve_without_cloud_call
 check "cloudappctl check-config" check_config_command
 check "reload on SIGHUP" reload_live_daemon
+check "profile parameters arrive" profile_parameters_arrive
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

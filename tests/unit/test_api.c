@@ -143,7 +143,9 @@ static void wrong_member_types(void **state)
 static void request_signed_and_formed(void **state)
 {
 	struct api_credentials credentials = { "id", "secret", NULL };
-	struct api_ticket_call call = { "CloudApp", "alice", "ca-1", NULL };
+	struct api_ticket_call call = { .product_type = "CloudApp",
+					.end_user_id = "alice",
+					.app_id = "ca-1" };
 	struct api_request request;
 	bool has_authorization = false, has_nonce = false;
 
@@ -168,6 +170,60 @@ static void request_signed_and_formed(void **state)
 	api_request_clear(&request);
 }
 
+/* Every profile parameter reaches the first call, encoded once, and a
+ * list of eleven items keeps its numbering; a poll carries the TaskId. */
+static void profile_parameters_encoded(void **state)
+{
+	static char *groups[] = { "aig-1", "aig-2", "aig-3", "aig-4",
+				  "aig-5", "aig-6", "aig-7", "aig-8",
+				  "aig-9", "aig-10", "aig-11", NULL };
+	struct ticket_profile profile = {
+		.product_type = "CloudApp",
+		.app_id = "ca-1",
+		.app_version = "1.0.0",
+		.app_start_param = "/q /n *~+",
+		.environment_config = "{\"a\":1}",
+		.biz_region_id = "cn-shanghai",
+		.app_instance_persistent_id = "p-1",
+		.access_type = "INTERNET",
+		.app_policy_id = "pg-1",
+		.app_instance_group_ids = groups,
+	};
+	struct api_credentials credentials = { "id", "secret", NULL };
+	struct api_ticket_call call = { .product_type = "CloudApp",
+					.end_user_id = "alice",
+					.app_id = "ca-1",
+					.profile = &profile };
+	struct api_request request;
+
+	assert_int_equal(api_request_build("https://h", "h", &credentials,
+					   &call, 1700000000, &request),
+			 0);
+	assert_non_null(strstr(request.body, "AppStartParam=%2Fq%20%2Fn%20%2A~%2B"));
+	assert_non_null(strstr(request.body, "EnvironmentConfig=%7B%22a%22%3A1%7D"));
+	assert_non_null(strstr(request.body, "AppVersion=1.0.0"));
+	assert_non_null(strstr(request.body, "BizRegionId=cn-shanghai"));
+	assert_non_null(strstr(request.body, "AccessType=INTERNET"));
+	assert_non_null(strstr(request.body, "AppPolicyId=pg-1"));
+	assert_non_null(strstr(request.body, "AppInstancePersistentId=p-1"));
+	/* Byte order puts .10 and .11 before .2, as the signature sorts. */
+	assert_non_null(strstr(request.body,
+			       "AppInstanceGroupIdList.1=aig-1&"
+			       "AppInstanceGroupIdList.10=aig-10&"
+			       "AppInstanceGroupIdList.11=aig-11&"
+			       "AppInstanceGroupIdList.2=aig-2&"));
+	assert_null(strstr(request.body, "TaskId"));
+	api_request_clear(&request);
+
+	call.task_id = "task-1";
+	assert_int_equal(api_request_build("https://h", "h", &credentials,
+					   &call, 1700000000, &request),
+			 0);
+	assert_string_equal(request.body,
+			    "EndUserId=alice&ProductType=CloudApp&TaskId=task-1");
+	api_request_clear(&request);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -178,6 +234,7 @@ int main(void)
 		cmocka_unit_test(bad_success_bodies),
 		cmocka_unit_test(wrong_member_types),
 		cmocka_unit_test(request_signed_and_formed),
+		cmocka_unit_test(profile_parameters_encoded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

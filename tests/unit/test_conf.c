@@ -304,6 +304,85 @@ static void drop_ins_override(void **state)
 	rmdir(drop_ins);
 }
 
+static void profiles_match_and_inherit(void **state)
+{
+	struct fixture *f = *state;
+	struct daemon_config *config = NULL;
+	char *error = NULL;
+	char *accounting[] = { "staff", "accounting", NULL };
+	struct profile_subject by_group = { "carol", accounting, NULL };
+	struct profile_subject by_name = { "kiosk07", NULL, NULL };
+	struct profile_subject by_service = { "dave", NULL, "sddm" };
+	struct profile_subject other = { "erin", NULL, "lightdm" };
+	const struct ticket_profile *p;
+
+	write_conf(f, "biz_region_id = \"cn-hangzhou\";\n"
+		      "client_command = [\"/bin/default\"];\n"
+		      "profiles = (\n"
+		      "  { name = \"finance\"; groups = [\"accounting\"];\n"
+		      "    app_id = \"ca-finance\";\n"
+		      "    app_instance_group_ids = [\"aig-1\"];\n"
+		      "    app_instance_id = \"ai-1\"; },\n"
+		      "  { name = \"kiosks\"; users = [\"kiosk*\"];\n"
+		      "    access_type = \"VPC\";\n"
+		      "    client_command = [\"/bin/kiosk\"]; },\n"
+		      "  { name = \"sddm\"; services = [\"sddm\"];\n"
+		      "    product_type = \"AndroidCloud\"; }\n"
+		      ");\n");
+	assert_int_equal(config_load(f->conf, &config, &error), 0);
+	assert_int_equal(config->n_profiles, 3);
+
+	p = config_match_profile(config, &by_group);
+	assert_string_equal(p->name, "finance");
+	assert_string_equal(p->app_id, "ca-finance");
+	/* Unset settings come from the top level. */
+	assert_string_equal(p->biz_region_id, "cn-hangzhou");
+	assert_string_equal(p->client_command[0], "/bin/default");
+
+	p = config_match_profile(config, &by_name);
+	assert_string_equal(p->name, "kiosks");
+	assert_string_equal(p->app_id, "ca-1");
+	assert_string_equal(p->access_type, "VPC");
+	assert_string_equal(p->client_command[0], "/bin/kiosk");
+
+	p = config_match_profile(config, &by_service);
+	assert_string_equal(p->product_type, "AndroidCloud");
+
+	p = config_match_profile(config, &other);
+	assert_string_equal(p->name, "default");
+	assert_string_equal(p->product_type, "CloudApp");
+	config_free(config);
+}
+
+static void profile_rule_errors(void **state)
+{
+	struct fixture *f = *state;
+
+	expect_error(f, "access_type = \"LAN\";\n", "access_type",
+		     "INTERNET, VPC");
+	expect_error(f, "biz_region_id = \"us-east-1\";\n", "biz_region_id",
+		     "cn-hangzhou");
+	expect_error(f, "app_instance_id = \"ai-1\";\n", "app_instance_id",
+		     "exactly one");
+	expect_error(f,
+		     "app_instance_id = \"ai-1\";\n"
+		     "app_instance_group_ids = [\"aig-1\", \"aig-2\"];\n",
+		     "app_instance_id", "not 2");
+	expect_error(f, "app_instance_persistent_id = \"p-1\";\n",
+		     "app_instance_persistent_id", "app_instance_group_ids");
+	expect_error(f, "profiles = ( { app_id = \"x\"; } );\n", ":5:",
+		     "needs a name");
+	expect_error(f,
+		     "profiles = ( { name = \"a\"; appid = \"x\"; } );\n",
+		     ":5:", "in profile a: unknown setting");
+	expect_error(f,
+		     "profiles = ( { name = \"a\"; access_type = \"x\"; } );\n",
+		     ":5:", "profile a: setting access_type");
+	expect_error(f,
+		     "profiles = ( { name = \"a\"; users = []; } );\n",
+		     ":5:", "users");
+}
+
 static void endpoint_errors(void **state)
 {
 	static const char *const invalid[] = {
@@ -429,6 +508,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(setting_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(limit_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(user_settings, setup, teardown),
+		cmocka_unit_test_setup_teardown(profiles_match_and_inherit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(profile_rule_errors, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(drop_ins_override, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(endpoint_errors, setup,
