@@ -111,7 +111,29 @@ pam_module_exports() {
 	printf '%s\n' "$symbols" | grep -qx pam_sm_open_session
 }
 
+# Every setting the daemon accepts is described in cloudapp.conf(5) and
+# appears in the example configuration.
+settings_documented() {
+	local names name status=0
+	names=$(sed -n '/config_known_settings\[\] = {/,/^};/p' \
+		"$top_srcdir/daemon/conf.c" | grep -o '"[a-z_]*"' | tr -d '"')
+	[ -n "$names" ] || { echo "cannot read the settings from conf.c"; return 1; }
+	for name in $names; do
+		if ! grep -Eq "^\.BR? ($name|.* $name)( |,|\$)" \
+			"$top_srcdir/docs/cloudapp.conf.5"; then
+			echo "cloudapp.conf(5) does not describe $name"
+			status=1
+		fi
+		if ! grep -q "^#*$name\b" "$top_srcdir/etc/cloudapp.conf.example"; then
+			echo "cloudapp.conf.example does not show $name"
+			status=1
+		fi
+	done
+	return $status
+}
+
 check "all parts installed" all_parts_installed
+check "every setting documented" settings_documented
 check "man pages render cleanly" man_pages_render
 check "units pass systemd-analyze verify" units_verify
 check "PAM module links few libraries" pam_module_libraries
