@@ -86,8 +86,9 @@ static void ctl_print_usage(FILE *out)
 		"Gets cloud app tickets from cloudapp-ticketd.\n"
 		"\n"
 		"Commands:\n"
-		"  ticket [--user NAME]\n"
-		"      print the ticket of NAME (default: you)\n"
+		"  ticket [--json] [--user NAME]\n"
+		"      print the ticket of NAME (default: you); with --json,\n"
+		"      the daemon's whole reply with every response field\n"
 		"  launch [--user NAME] [-- COMMAND [ARG...]]\n"
 		"      write the ticket to a file in $XDG_RUNTIME_DIR, run\n"
 		"      COMMAND (default: client_command of cloudapp.conf)\n"
@@ -115,7 +116,8 @@ static void ctl_print_usage(FILE *out)
 		"\n"
 		"Placeholders in launch arguments: %%{ticket_file} is the\n"
 		"path of the ticket file; %%{user}, %%{end_user_id},\n"
-		"%%{task_id}, %%{app_instance_id}, %%{app_instance_group_id},\n"
+		"%%{task_id}, %%{task_status}, %%{request_id},\n"
+		"%%{app_instance_id}, %%{app_instance_group_id},\n"
 		"%%{app_instance_persistent_id}, %%{os_type},\n"
 		"%%{biz_region_id}, %%{tenant_id} and %%{avatar_id} are\n"
 		"fields of the daemon's reply (empty when absent); %%%% is a\n"
@@ -153,16 +155,19 @@ static int ctl_option_error(int c, char **argv)
  * exit status.
  */
 static int ctl_parse_user_option(int argc, char **argv, bool allow_command,
-				 const char **ret_user)
+				 const char **ret_user, bool *ret_json)
 {
 	static const struct option long_options[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
 
 	*ret_user = NULL;
+	if (ret_json)
+		*ret_json = false;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "+:hu:", long_options, NULL)) !=
 	       -1) {
@@ -173,6 +178,14 @@ static int ctl_parse_user_option(int argc, char **argv, bool allow_command,
 		case 'u':
 			*ret_user = optarg;
 			break;
+		case 'j':
+			/* Only "ticket" takes --json. */
+			if (ret_json) {
+				*ret_json = true;
+				break;
+			}
+			ctl_log("unknown option --json for %s", argv[0]);
+			return CTL_EXIT_USAGE;
 		default:
 			return ctl_option_error(c, argv);
 		}
@@ -502,10 +515,11 @@ static int ctl_run_ticket(const struct ctl_options *options, int argc,
 {
 	json_object *reply, *parameters;
 	const char *requested, *ticket;
+	bool json;
 	char *user;
 	int status, r;
 
-	status = ctl_parse_user_option(argc, argv, false, &requested);
+	status = ctl_parse_user_option(argc, argv, false, &requested, &json);
 	if (status >= 0)
 		return status;
 	status = ctl_resolve_user(requested, &user);
@@ -518,8 +532,21 @@ static int ctl_run_ticket(const struct ctl_options *options, int argc,
 
 	/* write() rather than stdio, so no copy of the ticket stays in a
 	 * stdio buffer. */
-	ticket = cloudapp_json_string(parameters, "ticket");
-	r = ctl_write_all(STDOUT_FILENO, ticket, strlen(ticket));
+	if (json) {
+		size_t len = 0;
+		char *text = (char *)json_object_to_json_string_length(
+			parameters,
+			JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE,
+			&len);
+
+		r = text ? ctl_write_all(STDOUT_FILENO, text, len) : -ENOMEM;
+		/* json-c keeps the text, ticket included, in the object. */
+		if (text)
+			cloudapp_wipe(text, len);
+	} else {
+		ticket = cloudapp_json_string(parameters, "ticket");
+		r = ctl_write_all(STDOUT_FILENO, ticket, strlen(ticket));
+	}
 	launch_wipe_ticket(parameters);
 	json_object_put(reply);
 	if (r == 0)
@@ -543,7 +570,7 @@ static int ctl_run_launch(const struct ctl_options *options, int argc,
 	char *user;
 	int status;
 
-	status = ctl_parse_user_option(argc, argv, true, &requested);
+	status = ctl_parse_user_option(argc, argv, true, &requested, NULL);
 	if (status >= 0)
 		return status;
 	status = ctl_resolve_user(requested, &user);

@@ -373,6 +373,7 @@ static bool connection_send_ticket(struct connection *c, struct task *task)
 	bool alive;
 
 	json_add_string(p, "request_id", r->request_id);
+	json_add_string(p, "task_status", r->task_status);
 	json_add_string(p, "ticket", r->ticket);
 	json_add_string(p, "app_instance_group_id", r->app_instance_group_id);
 	json_add_string(p, "app_instance_id", r->app_instance_id);

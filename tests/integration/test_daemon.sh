@@ -421,7 +421,9 @@ profiles = (
     app_instance_persistent_id = "p-1";
     app_instance_group_ids = ["aig-01", "aig-02", "aig-03", "aig-04",
       "aig-05", "aig-06", "aig-07", "aig-08", "aig-09", "aig-10",
-      "aig-11"]; }
+      "aig-11"]; },
+  { name = "bob_instance"; users = ["b?b"];
+    app_instance_id = "ai-0001"; app_instance_group_ids = ["aig-bob"]; }
 );
 CONF
 	start_daemon "$WORK/profile.conf" "$socket"
@@ -430,6 +432,9 @@ CONF
 	"$CTL" --socket "$socket" -q ticket --user alice > /dev/null || return 1
 	"$CTL" --socket "$socket" resolve alice | grep -qx "profile: default" ||
 		return 1
+	"$CTL" --socket "$socket" resolve bob | grep -qx "profile: bob_instance" ||
+		return 1
+	"$CTL" --socket "$socket" -q ticket --user bob > /dev/null || return 1
 	python3 - "$EMULATOR_STATE/requests.jsonl" <<'PY'
 import json, sys
 starts = [json.loads(line) for line in open(sys.argv[1])]
@@ -446,8 +451,35 @@ for i in range(1, 12):
     expected[f"AppInstanceGroupIdList.{i}"] = f"aig-{i:02d}"
 wrong = {k: (params.get(k), v) for k, v in expected.items()
          if params.get(k) != v}
+bob = [json.loads(line) for line in open(sys.argv[1])]
+bob = [e["params"] for e in bob if e.get("end_user_id") == "bob"
+       and e.get("call") == "start" and "AppInstanceId" in e.get("params", {})]
+if not bob or bob[-1].get("AppInstanceId") != "ai-0001" or \
+        bob[-1].get("AppInstanceGroupIdList.1") != "aig-bob":
+    wrong["bob"] = bob[-1] if bob else None
 print("wrong parameters:", wrong) if wrong else None
 sys.exit(1 if wrong else 0)
+PY
+}
+
+# ticket --json carries every response field; TenantId stays a 64-bit
+# integer.
+ticket_json_fields() {
+	"$CTL" --socket "$SOCKET" -q ticket --json --user bob > "$WORK/ticket.json" ||
+		return 1
+	python3 - "$WORK/ticket.json" "$EMULATOR_STATE/tickets/bob" <<'PY'
+import json, sys
+reply = json.load(open(sys.argv[1]))
+missing = [k for k in ("request_id", "task_id", "task_status", "ticket",
+                       "app_instance_group_id", "app_instance_id",
+                       "app_instance_persistent_id", "os_type",
+                       "biz_region_id", "tenant_id", "end_user_id")
+           if k not in reply]
+ok = (not missing and reply["task_status"] == "Finished"
+      and reply["tenant_id"] == 1234567890123456789
+      and reply["ticket"] == open(sys.argv[2]).read())
+print("missing:", missing) if missing else None
+sys.exit(0 if ok else 1)
 PY
 }
 
@@ -472,6 +504,7 @@ check "resolve makes no cloud call" resolve_without_cloud_call
 check "cloudappctl check-config" check_config_command
 check "reload on SIGHUP" reload_live_daemon
 check "profile parameters arrive" profile_parameters_arrive
+check "ticket --json has every field" ticket_json_fields
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
