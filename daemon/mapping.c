@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Longest host name kept for %h, as POSIX HOST_NAME_MAX on Linux. */
+/* Maximum host name length kept for %h, HOST_NAME_MAX on Linux. */
 #define MAPPING_HOST_NAME_MAX 64
 
 int mapping_check_template(const char *template, char **ret_error)

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Buffer for one getpwnam_r() or getgrgid_r() answer. */
+/* Buffer size for one getpwnam_r() or getgrgid_r() result. */
 #define POLICY_NSS_BUFFER 16384
 
 /* Most groups looked at for one user. */
