@@ -349,6 +349,21 @@ static bool config_port_valid(const char *host)
 	return *end == '\0' && port >= 1 && port <= 65535;
 }
 
+/* Returns the value of a string setting s that is non-empty, valid UTF-8
+ * and at most CONFIG_STRING_MAX bytes, or NULL. */
+static const char *setting_string(const config_setting_t *s)
+{
+	const char *value;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING)
+		return NULL;
+	value = config_setting_get_string(s);
+	if (!*value || strlen(value) > CONFIG_STRING_MAX ||
+	    !cloudapp_utf8_valid(value, strlen(value)))
+		return NULL;
+	return value;
+}
+
 static int config_get_bool(const struct config_source *cfg, const char *path,
 			   const char *name, bool *ret, char **ret_error)
 {
@@ -391,13 +406,14 @@ static int config_get_string_list(const struct config_source *cfg, const char *p
 		config_setting_t *item = config_setting_get_elem(s, (unsigned)i);
 		const char *value;
 
-		if (config_setting_type(item) != CONFIG_TYPE_STRING ||
-		    !*(value = config_setting_get_string(item)))
+		value = setting_string(item);
+		if (!value)
 			return config_error(ret_error, path,
 					    config_setting_source_line(s),
 					    name,
-					    "item %d is not a non-empty string",
-					    i + 1);
+					    "item %d is not a non-empty string "
+					    "of valid UTF-8 of at most %d bytes",
+					    i + 1, CONFIG_STRING_MAX);
 		(*ret)[i] = strdup(value);
 		if (!(*ret)[i])
 			return -ENOMEM;
@@ -485,20 +501,6 @@ static bool profile_member_known(const char *name)
 		if (strcmp(name, profile_known_members[i]) == 0)
 			return true;
 	return false;
-}
-
-/* Reads a string, or a list of strings, from setting s (not NULL). */
-static const char *setting_string(const config_setting_t *s)
-{
-	const char *value;
-
-	if (config_setting_type(s) != CONFIG_TYPE_STRING)
-		return NULL;
-	value = config_setting_get_string(s);
-	if (!*value || strlen(value) > CONFIG_STRING_MAX ||
-	    !cloudapp_utf8_valid(value, strlen(value)))
-		return NULL;
-	return value;
 }
 
 static char **setting_string_list(const config_setting_t *s)
@@ -589,9 +591,13 @@ static int profile_read(const config_setting_t *group, const char *path,
 		return config_error(ret_error, file, line, "profiles",
 				    "each profile must be a group in { }");
 	s = config_setting_get_member(group, "name");
-	if (!s || !setting_string(s))
+	if (!s)
 		return config_error(ret_error, file, line, "profiles",
 				    "a profile needs a name = \"...\";");
+	if (!setting_string(s))
+		return config_error(ret_error, file, line, "name",
+				    "a profile's name must be a non-empty "
+				    "string of valid UTF-8");
 	profile->name = strdup(setting_string(s));
 	if (!profile->name)
 		return -ENOMEM;
@@ -631,6 +637,16 @@ static int profile_read(const config_setting_t *group, const char *path,
 				    "%sthe program \"%s\" must be an absolute "
 				    "path",
 				    label, profile->client_command[0]);
+	for (char **arg = profile->client_command; arg && *arg; arg++) {
+		char *detail = NULL;
+
+		if (cloudapp_placeholder_check(*arg, &detail))
+			continue;
+		config_error(ret_error, file, line, "client_command", "%s%s",
+			     label, detail ? detail : "out of memory");
+		free(detail);
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -660,9 +676,15 @@ static int config_get_defaults(struct daemon_config *config,
 		return r;
 	problem = profile_check(d);
 	if (problem) {
-		/* The message starts with "setting NAME: ". */
-		if (asprintf(ret_error, "%s: %s", config->path, problem) < 0)
-			*ret_error = NULL;
+		char name[64] = "";
+		const char *detail = problem;
+
+		/* The message starts with "setting NAME: ": report it at
+		 * the file and line that set NAME. */
+		if (sscanf(problem, "setting %63[a-z_]: ", name) == 1)
+			detail = problem + strlen("setting ") + strlen(name) + 2;
+		config_error(ret_error, setting_path(cfg, name, config->path),
+			     setting_line(cfg, name), name, "%s", detail);
 		free(problem);
 		return -EINVAL;
 	}
@@ -698,6 +720,16 @@ static int config_get_profiles(struct daemon_config *config,
 
 		config->n_profiles++;
 		r = profile_read(group, path, profile, ret_error);
+		for (int k = 0; r == 0 && k < i; k++)
+			if (strcmp(config->profiles[k].name, profile->name) ==
+			    0)
+				return config_error(
+					ret_error, setting_file(group, path),
+					config_setting_source_line(group),
+					"profiles",
+					"two profiles are named %s; names "
+					"must be unique",
+					profile->name);
 		if (r == 0)
 			r = profile_inherit(profile, &config->defaults);
 		if (r < 0)
@@ -1212,12 +1244,73 @@ static int config_check_file(const char *path, char **ret_error)
 	return r;
 }
 
+/*
+ * Checks the files that path pulls in with @include before libconfig
+ * reads them, because its scanner blocks on a FIFO and exits the process
+ * on a folder.  Each must be a regular file; includes nest up to
+ * CONFIG_INCLUDE_DEPTH_MAX deep, as libconfig allows.
+ */
+static int config_check_includes(const char *path, const char *folder,
+				 int depth, char **ret_error)
+{
+	char *text = NULL;
+	size_t text_cap = 0;
+	unsigned line = 0;
+	FILE *file;
+	int r = 0;
+
+	if (depth > CONFIG_INCLUDE_DEPTH_MAX)
+		return 0; /* libconfig reports the nesting itself */
+	file = fopen(path, "re");
+	if (!file)
+		return 0; /* config_check_file() reported it */
+	while (r == 0 && getline(&text, &text_cap, file) >= 0) {
+		char *p = text + strspn(text, " \t"), *name, *end, *target;
+
+		line++;
+		if (strncmp(p, "@include", 8) != 0)
+			continue;
+		name = strchr(p + 8, '"');
+		end = name ? strchr(name + 1, '"') : NULL;
+		if (!end)
+			continue; /* libconfig reports the syntax error */
+		*end = '\0';
+		name++;
+		if (name[0] == '/')
+			target = strdup(name);
+		else if (asprintf(&target, "%s/%s", folder, name) < 0)
+			target = NULL;
+		if (!target) {
+			r = -ENOMEM;
+			break;
+		}
+		r = config_check_file(target, ret_error);
+		if (r < 0) {
+			char *detail = *ret_error;
+
+			if (asprintf(ret_error, "%s:%u: @include: %s", path,
+				     line, detail ? detail : strerror(-r)) < 0)
+				*ret_error = NULL;
+			free(detail);
+		} else {
+			r = config_check_includes(target, folder, depth + 1,
+						  ret_error);
+		}
+		free(target);
+	}
+	free(text);
+	fclose(file);
+	return r;
+}
+
 /* Reads one file into layer, with @include paths relative to its folder. */
 static int config_read_layer(config_t *layer, const char *path,
 			     const char *folder, char **ret_error)
 {
 	int r = config_check_file(path, ret_error);
 
+	if (r == 0)
+		r = config_check_includes(path, folder, 1, ret_error);
 	if (r < 0)
 		return r;
 	config_set_include_dir(layer, folder);

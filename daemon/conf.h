@@ -43,6 +43,9 @@
 /* Users with a lower uid, root and system accounts, are not served. */
 #define CONFIG_MIN_UID_DEFAULT 1000
 
+/* Deepest nesting of @include, as in libconfig. */
+#define CONFIG_INCLUDE_DEPTH_MAX 10
+
 /* Most drop-in files read from conf.d next to the main file. */
 #define CONFIG_DROP_INS_MAX 64
 

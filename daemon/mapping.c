@@ -10,9 +10,11 @@
 #include "mapping.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Maximum host name length kept for %h, HOST_NAME_MAX on Linux. */
@@ -142,7 +144,7 @@ static int compare_entry(const void *a, const void *b)
 const char *mapping_map_lookup(const struct mapping_rules *rules,
 			       const char *user)
 {
-	struct mapping_entry key = { (char *)user, NULL };
+	struct mapping_entry key = { .user = (char *)user };
 	const struct mapping_entry *found;
 
 	if (!rules->map)
@@ -205,14 +207,50 @@ void mapping_free_map(struct mapping_entry *map, size_t len)
 	free(map);
 }
 
+/* value is quoted, and cut after 64 bytes. */
 static int map_error(char **ret_error, const char *path, unsigned line,
 		     const char *problem, const char *value)
 {
-	if (asprintf(ret_error, "%s:%u: %s%s%s%s", path, line, problem,
+	if (asprintf(ret_error, "%s:%u: %s%s%.64s%s", path, line, problem,
 		     value ? " \"" : "", value ? value : "",
 		     value ? "\"" : "") < 0)
 		*ret_error = NULL;
 	return -EINVAL;
+}
+
+/*
+ * Opens the map file, which must be a regular file of at most
+ * MAPPING_MAP_MAX bytes: a FIFO or a device would block or never end.
+ */
+static int map_open(const char *path, FILE **ret_file, char **ret_error)
+{
+	struct stat st;
+	int fd, r;
+
+	*ret_file = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		if (asprintf(ret_error, "cannot read %s: %s", path,
+			     strerror(-r)) < 0)
+			*ret_error = NULL;
+		return r;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > MAPPING_MAP_MAX) {
+		close(fd);
+		if (asprintf(ret_error,
+			     "%s is not a regular file of at most %d bytes",
+			     path, MAPPING_MAP_MAX) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	*ret_file = fdopen(fd, "r");
+	if (!*ret_file) {
+		close(fd);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* Parses one non-empty line into entry; returns 0 or -EINVAL. */
@@ -245,24 +283,25 @@ int mapping_load_map(const char *path, struct mapping_entry **ret_map,
 	char *text = NULL;
 	size_t text_cap = 0;
 	unsigned line = 0;
+	ssize_t n;
 	FILE *file;
 	int r = 0;
 
 	*ret_map = NULL;
 	*ret_len = 0;
 	*ret_error = NULL;
-	file = fopen(path, "re");
-	if (!file) {
-		r = -errno;
-		if (asprintf(ret_error, "cannot read %s: %s", path,
-			     strerror(-r)) < 0)
-			*ret_error = NULL;
+	r = map_open(path, &file, ret_error);
+	if (r < 0)
 		return r;
-	}
-	while (getline(&text, &text_cap, file) >= 0) {
+	while ((n = getline(&text, &text_cap, file)) >= 0) {
 		char *p = text;
 
 		line++;
+		if (strlen(text) != (size_t)n) {
+			r = map_error(ret_error, path, line,
+				      "contains a NUL byte", NULL);
+			break;
+		}
 		text[strcspn(text, "\r\n")] = '\0';
 		p += strspn(p, " \t");
 		if (*p == '\0' || *p == '#')
@@ -279,11 +318,15 @@ int mapping_load_map(const char *path, struct mapping_entry **ret_map,
 			map = grown;
 		}
 		memset(&map[len], 0, sizeof(map[len]));
+		map[len].line = line;
 		r = map_parse_line(p, path, line, &map[len], ret_error);
 		len++;
 		if (r < 0)
 			break;
 	}
+	if (r == 0 && ferror(file))
+		r = map_error(ret_error, path, line + 1, "read failed:",
+			      strerror(errno));
 	free(text);
 	fclose(file);
 
@@ -291,7 +334,11 @@ int mapping_load_map(const char *path, struct mapping_entry **ret_map,
 		qsort(map, len, sizeof(*map), compare_entry);
 		for (size_t i = 1; i < len; i++)
 			if (strcmp(map[i - 1].user, map[i].user) == 0) {
-				r = map_error(ret_error, path, 0,
+				unsigned later = map[i].line > map[i - 1].line ?
+							 map[i].line :
+							 map[i - 1].line;
+
+				r = map_error(ret_error, path, later,
 					      "the user appears twice:",
 					      map[i].user);
 				break;

@@ -19,7 +19,11 @@
 struct mapping_entry {
 	char *user;
 	char *end_user_id;
+	unsigned line; /* in the map file, for error messages */
 };
+
+/* The largest map file read, in bytes. */
+#define MAPPING_MAP_MAX (16 * 1024 * 1024)
 
 struct mapping_rules {
 	const char *template;

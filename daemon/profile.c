@@ -36,7 +36,7 @@ bool profile_matches(const struct ticket_profile *profile,
 
 	if (profile->users) {
 		for (char **p = profile->users; *p && !found; p++)
-			found = fnmatch(*p, subject->user, 0) == 0;
+			found = fnmatch(*p, subject->user, FNM_NOESCAPE) == 0;
 		if (!found)
 			return false;
 	}

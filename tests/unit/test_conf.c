@@ -381,6 +381,34 @@ static void profile_rule_errors(void **state)
 	expect_error(f,
 		     "profiles = ( { name = \"a\"; users = []; } );\n",
 		     ":5:", "users");
+	expect_error(f,
+		     "profiles = ( { name = \"a\";\n"
+		     "  client_command = [\"/bin/c\", \"%{ticket}\"]; } );\n",
+		     ":5:", "%{ticket_file}");
+	expect_error(f,
+		     "profiles = ( { name = \"a\"; }, { name = \"a\"; } );\n",
+		     ":5:", "two profiles are named a");
+	expect_error(f, "deny_users = [\"\xff\xfe\"];\n", ":5:",
+		     "valid UTF-8");
+}
+
+/* A folder or a FIFO pulled in by @include fails with the file and line
+ * of the directive; libconfig would exit or block on them. */
+static void include_not_regular(void **state)
+{
+	struct fixture *f = *state;
+	char folder[160], fifo[160], text[400];
+
+	snprintf(folder, sizeof(folder), "%s/incdir", f->dir);
+	snprintf(fifo, sizeof(fifo), "%s/inc.fifo", f->dir);
+	assert_int_equal(mkdir(folder, 0755), 0);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	snprintf(text, sizeof(text), "@include \"incdir\"\n");
+	expect_error(f, text, ":5: @include", "folder");
+	snprintf(text, sizeof(text), "@include \"%s\"\n", fifo);
+	expect_error(f, text, ":5: @include", "not a regular file");
+	rmdir(folder);
+	unlink(fifo);
 }
 
 static void endpoint_errors(void **state)
@@ -511,6 +539,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(profiles_match_and_inherit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(profile_rule_errors, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(include_not_regular, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(drop_ins_override, setup,
 						teardown),

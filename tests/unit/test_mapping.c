@@ -180,18 +180,28 @@ static void map_file_errors(void **state)
 		"alice a b\n",
 		"alice ok_one\nalice ok_two\n",
 	};
+	struct mapping_entry *map = NULL;
+	size_t len = 0;
+	char *error = NULL;
+
+	/* A folder or a device is not read, and reports why. */
+	assert_int_equal(mapping_load_map("/tmp", &map, &len, &error), -EINVAL);
+	assert_non_null(strstr(error, "not a regular file"));
+	free(error);
+	assert_int_equal(mapping_load_map("/dev/zero", &map, &len, &error),
+			 -EINVAL);
+	free(error);
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *path = write_temp(bad[i]);
-		struct mapping_entry *map = NULL;
-		size_t len = 0;
-		char *error = NULL;
 
 		assert_int_equal(mapping_load_map(path, &map, &len, &error),
 				 -EINVAL);
 		assert_null(map);
 		assert_non_null(error);
 		assert_non_null(strstr(error, path));
+		/* Every error points at a line, the duplicate's too. */
+		assert_null(strstr(error, ":0:"));
 		free(error);
 		unlink(path);
 		free(path);
