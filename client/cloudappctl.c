@@ -680,6 +680,7 @@ static int ctl_run_status(const struct ctl_options *options, int argc,
 			{ "version", "Version:       " },
 			{ "endpoint", "Endpoint:      " },
 			{ "access_key_id", "AccessKeyId:   " },
+			{ "credential_source", "Credentials:   " },
 			{ "end_user_id_template", "EndUserId:     " },
 		};
 

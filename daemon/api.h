@@ -45,7 +45,9 @@ struct api_request {
 	char *url;
 	char *body;
 	size_t body_len;
-	char *headers[10]; /* "Name: value", NULL-terminated */
+	/* "Name: value", NULL-terminated: at most 8 signed headers, then
+	 * Authorization, Accept and Expect. */
+	char *headers[12];
 };
 
 /*

@@ -68,6 +68,7 @@ static const char *const config_known_settings[] = {
 	"product_type",
 	"profiles",
 	"request_timeout",
+	"security_token_file",
 	"ticket_timeout",
 };
 
@@ -800,17 +801,12 @@ static int config_check_endpoint(struct daemon_config *config,
 	return config->endpoint_host ? 0 : -ENOMEM;
 }
 
-int config_read_secret_file(const char *path, char **ret_secret,
-			    char **ret_error)
+int config_open_secret_file(const char *path, int *ret_fd, char **ret_error)
 {
-	/* Room for the secret, a CR LF line end, one byte more to detect a
-	 * longer file, and the NUL. */
-	char buf[CONFIG_STRING_MAX + 4];
 	struct stat st;
-	ssize_t n;
 	int fd, r;
 
-	*ret_secret = NULL;
+	*ret_fd = -1;
 	*ret_error = NULL;
 	/* O_NONBLOCK keeps a FIFO from blocking the open; it is rejected
 	 * below as not a regular file. */
@@ -821,8 +817,8 @@ int config_read_secret_file(const char *path, char **ret_secret,
 		/* O_NOFOLLOW reports a symbolic link as ELOOP. */
 		if (r == -ELOOP)
 			r = asprintf(ret_error,
-				     "%s is a symbolic link; point "
-				     "access_key_secret_file at the file itself",
+				     "%s is a symbolic link; name the file "
+				     "itself",
 				     path);
 		else
 			r = asprintf(ret_error, "cannot open %s: %s", path,
@@ -857,6 +853,23 @@ int config_read_secret_file(const char *path, char **ret_secret,
 			*ret_error = NULL;
 		return -EPERM;
 	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int config_read_secret_file(const char *path, char **ret_secret,
+			    char **ret_error)
+{
+	/* Room for the secret, a CR LF line end, one byte more to detect a
+	 * longer file, and the NUL. */
+	char buf[CONFIG_STRING_MAX + 4];
+	ssize_t n;
+	int fd, r;
+
+	*ret_secret = NULL;
+	r = config_open_secret_file(path, &fd, ret_error);
+	if (r < 0)
+		return r;
 
 	n = read(fd, buf, sizeof(buf) - 1);
 	r = n < 0 ? -errno : 0;
@@ -1009,12 +1022,31 @@ static int config_get_strings(struct daemon_config *config,
 		r = config_get_string(cfg, path, "ca_file", false,
 				      &config->ca_file, ret_error);
 	if (r == 0)
-		r = config_get_string(cfg, path, "access_key_id", true,
+		r = config_get_string(cfg, path, "access_key_id", false,
 				      &config->access_key_id, ret_error);
 	if (r == 0)
 		r = config_get_string(cfg, path, "access_key_secret_file",
-				      true, &config->access_key_secret_file,
+				      false, &config->access_key_secret_file,
 				      ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "security_token_file", false,
+				      &config->security_token_file, ret_error);
+	/* The key comes from elsewhere when neither is set; see
+	 * credentials.h. */
+	if (r == 0 && !config->access_key_id != !config->access_key_secret_file)
+		r = config_error(ret_error, path,
+				 setting_line(cfg, config->access_key_id ?
+							   "access_key_id" :
+							   "access_key_secret_file"),
+				 config->access_key_id ? "access_key_secret_file" :
+							 "access_key_id",
+				 "missing; access_key_id and "
+				 "access_key_secret_file go together");
+	if (r == 0 && config->security_token_file && !config->access_key_id)
+		r = config_error(ret_error, path,
+				 setting_line(cfg, "security_token_file"),
+				 "security_token_file",
+				 "needs access_key_id and access_key_secret_file");
 	if (r == 0)
 		r = config_get_string(cfg, path, "product_type", false,
 				      &config->product_type, ret_error);
@@ -1202,8 +1234,27 @@ static int config_check_values(struct daemon_config *config,
 		}
 	}
 
+	if (!config->access_key_secret_file)
+		return 0;
 	r = config_read_secret_file(config->access_key_secret_file,
 				    &config->access_key_secret, &detail);
+	if (r == 0 && config->security_token_file) {
+		char *token = NULL;
+
+		r = config_read_secret_file(config->security_token_file,
+					    &token, &detail);
+		cloudapp_free_secret(token);
+		if (r < 0) {
+			config_error(ret_error,
+				     setting_path(cfg, "security_token_file",
+						  config->path),
+				     setting_line(cfg, "security_token_file"),
+				     "security_token_file", "%s",
+				     detail ? detail : strerror(-r));
+			free(detail);
+			return r;
+		}
+	}
 	if (r < 0) {
 		config_error(ret_error, setting_path(cfg, "access_key_secret_file", config->path),
 			     setting_line(cfg, "access_key_secret_file"),
@@ -1509,6 +1560,7 @@ void config_free(struct daemon_config *config)
 	free(config->ca_file);
 	free(config->access_key_id);
 	free(config->access_key_secret_file);
+	free(config->security_token_file);
 	cloudapp_free_secret(config->access_key_secret);
 	free(config->product_type);
 	free(config->app_id);

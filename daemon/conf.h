@@ -61,6 +61,7 @@ struct daemon_config {
 	char *access_key_id;
 	char *access_key_secret_file;
 	char *access_key_secret; /* wiped on free */
+	char *security_token_file; /* STS token, or NULL */
 	char *product_type;
 	char *app_id;
 	char *end_user_id; /* the template */
@@ -124,5 +125,13 @@ void config_mapping_rules(const struct daemon_config *config,
  */
 int config_read_secret_file(const char *path, char **ret_secret,
 			    char **ret_error);
+
+/*
+ * Opens a file that holds secrets, after the checks of
+ * config_read_secret_file(): a regular file, not a symbolic link, owned
+ * by root or the daemon's user, no access for group or others.  Returns 0
+ * and the descriptor, or a negative errno with *ret_error.
+ */
+int config_open_secret_file(const char *path, int *ret_fd, char **ret_error);
 
 #endif

@@ -25,6 +25,7 @@
 #include <systemd/sd-event.h>
 
 #include "conf.h"
+#include "credentials.h"
 #include "log.h"
 #include "server.h"
 #include "task.h"
@@ -419,8 +420,18 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	if (options.check_config) {
-		printf("%s: configuration is valid\n", options.config_path);
+		struct credentials credentials;
+
+		r = credentials_load(d.config, &credentials, &error);
 		config_unref(d.config);
+		if (r < 0) {
+			log_error("%s", error ? error : strerror(-r));
+			free(error);
+			return EXIT_FAILURE;
+		}
+		printf("%s: configuration is valid; credentials from %s\n",
+		       options.config_path, credentials.source);
+		credentials_clear(&credentials);
 		return EXIT_SUCCESS;
 	}
 	setup_file_limit(d.config);
@@ -432,11 +443,13 @@ int main(int argc, char **argv)
 
 	r = setup_event_loop(&d);
 	if (r >= 0)
-		r = task_registry_new(d.event, d.config, &d.registry);
+		r = task_registry_new(d.event, d.config, &d.registry, &error);
 	if (r >= 0)
 		r = server_new(d.event, d.config, d.registry, &d.server);
-	if (r < 0)
-		log_error("cannot start: %s", strerror(-r));
+	if (r < 0) {
+		log_error("cannot start: %s", error ? error : strerror(-r));
+		free(error);
+	}
 	/* setup_listeners() logs its own errors, with the path or fd. */
 	else
 		r = setup_listeners(&d, options.listen_path);

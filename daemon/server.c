@@ -22,6 +22,7 @@
 
 #include <openssl/crypto.h>
 
+#include "credentials.h"
 #include "log.h"
 #include "mapping.h"
 #include "peer.h"
@@ -785,7 +786,16 @@ static bool connection_get_status(struct connection *c)
 	/* Account details are for the administrator only. */
 	if (c->peer.uid == 0) {
 		json_add_string(p, "endpoint", config->endpoint);
-		json_add_string(p, "access_key_id", config->access_key_id);
+		const struct credentials *credentials =
+			task_registry_credentials(c->server->registry);
+
+		json_add_string(p, "access_key_id",
+				credentials->access_key_id);
+		json_add_string(p, "credential_source", credentials->source);
+		json_object_object_add(
+			p, "security_token",
+			json_object_new_boolean(credentials->security_token !=
+						NULL));
 		json_add_string(p, "end_user_id_template", config->end_user_id);
 	}
 	task_registry_foreach(c->server->registry, status_add_task, &ctx);

@@ -24,6 +24,7 @@
 
 #include <openssl/rand.h>
 
+#include "credentials.h"
 #include "http.h"
 #include "ratelimit.h"
 #include "log.h"
@@ -102,6 +103,7 @@ struct task_registry {
 	struct token_bucket bucket;
 	sd_event_source *send_timer; /* wakes the send queue for a token */
 	int64_t clock_offset_sec;    /* server time minus local time */
+	struct credentials credentials;
 	double expected_duration_usec; /* learned; 0 until a task finished */
 };
 
@@ -195,12 +197,12 @@ static void queue_append(struct task *task, enum task_queue queue)
 /* --- the registry ---------------------------------------------------- */
 
 int task_registry_new(sd_event *event, struct daemon_config *config,
-		      struct task_registry **ret_registry)
+		      struct task_registry **ret_registry, char **ret_error)
 {
 	struct task_registry *registry;
-	char *error = NULL;
 	int r;
 
+	*ret_error = NULL;
 	registry = calloc(1, sizeof(*registry));
 	if (!registry)
 		return -ENOMEM;
@@ -209,10 +211,12 @@ int task_registry_new(sd_event *event, struct daemon_config *config,
 	/* A burst of one second's worth of requests, at least one. */
 	token_bucket_init(&registry->bucket, config->max_requests_per_second,
 			  config->max_requests_per_second, task_now(registry));
-	r = http_client_new(event, config->ca_file, &registry->http, &error);
+	r = credentials_load(config, &registry->credentials, ret_error);
+	if (r == 0)
+		r = http_client_new(event, config->ca_file, &registry->http,
+				    ret_error);
 	if (r < 0) {
-		log_error("%s", error ? error : strerror(-r));
-		free(error);
+		credentials_clear(&registry->credentials);
 		sd_event_unref(registry->event);
 		free(registry);
 		return r;
@@ -229,6 +233,7 @@ void task_registry_free(struct task_registry *registry)
 		task_drop(registry->tasks);
 	sd_event_source_disable_unref(registry->send_timer);
 	http_client_free(registry->http);
+	credentials_clear(&registry->credentials);
 	config_unref(registry->config);
 	sd_event_unref(registry->event);
 	free(registry);
@@ -237,12 +242,20 @@ void task_registry_free(struct task_registry *registry)
 int task_registry_set_config(struct task_registry *registry,
 			     struct daemon_config *config, char **ret_error)
 {
+	struct credentials credentials;
 	int r;
 
-	r = http_client_set_ca_file(registry->http, config->ca_file,
-				    ret_error);
+	r = credentials_load(config, &credentials, ret_error);
 	if (r < 0)
 		return r;
+	r = http_client_set_ca_file(registry->http, config->ca_file,
+				    ret_error);
+	if (r < 0) {
+		credentials_clear(&credentials);
+		return r;
+	}
+	credentials_clear(&registry->credentials);
+	registry->credentials = credentials;
 	if (config->max_requests_per_second !=
 	    registry->config->max_requests_per_second)
 		token_bucket_init(&registry->bucket,
@@ -844,14 +857,28 @@ static void task_on_response(const struct http_response *response,
 	api_result_clear(&result);
 }
 
+/* Picks up credentials that an outside agent rotated in their files. */
+static void task_refresh_credentials(struct task_registry *registry)
+{
+	char *error = NULL;
+	int r = credentials_refresh(registry->config, &registry->credentials,
+				    &error);
+
+	if (r > 0)
+		log_info("reloaded the credentials from %s",
+			 registry->credentials.source);
+	else if (r < 0)
+		log_warning("the credential files changed but cannot be read, "
+			    "keeping the previous credentials: %s",
+			    error ? error : strerror(-r));
+	free(error);
+}
+
 static void task_send_call(struct task *task)
 {
 	struct task_registry *registry = task->registry;
 	const struct daemon_config *config = task->config;
-	struct api_credentials credentials = {
-		.access_key_id = config->access_key_id,
-		.access_key_secret = config->access_key_secret,
-	};
+	struct api_credentials credentials;
 	struct api_ticket_call call = {
 		.product_type = task->profile->product_type,
 		.end_user_id = task->end_user_id,
@@ -862,6 +889,13 @@ static void task_send_call(struct task *task)
 	struct api_request request;
 	struct http_request http = { 0 };
 	int r;
+
+	task_refresh_credentials(registry);
+	credentials = (struct api_credentials){
+		.access_key_id = registry->credentials.access_key_id,
+		.access_key_secret = registry->credentials.access_key_secret,
+		.security_token = registry->credentials.security_token,
+	};
 
 	/* Every request, retries included, gets a fresh date and nonce. */
 	r = api_request_build(config->endpoint, config->endpoint_host,
@@ -1051,6 +1085,12 @@ unsigned task_get_queue_position(const struct task *task)
 const char *task_get_user(const struct task *task)
 {
 	return task->user;
+}
+
+const struct credentials *
+task_registry_credentials(const struct task_registry *registry)
+{
+	return &registry->credentials;
 }
 
 const struct ticket_profile *task_get_profile(const struct task *task)

@@ -51,8 +51,10 @@ struct task_waiter;
  */
 typedef void (*task_notify_fn)(struct task *task, void *userdata);
 
+/* Creates the registry and loads the credentials; on failure *ret_error
+ * says why. */
 int task_registry_new(sd_event *event, struct daemon_config *config,
-		      struct task_registry **ret_registry);
+		      struct task_registry **ret_registry, char **ret_error);
 
 /*
  * Switches to a reloaded configuration for new tasks and the limits.
@@ -63,6 +65,12 @@ int task_registry_set_config(struct task_registry *registry,
 			     struct daemon_config *config, char **ret_error);
 
 void task_registry_free(struct task_registry *registry);
+
+struct credentials;
+
+/* The credentials in use; never the secret to show. */
+const struct credentials *
+task_registry_credentials(const struct task_registry *registry);
 
 /* Returns the number of tasks in memory, and of them those still running. */
 void task_registry_count(const struct task_registry *registry,

@@ -161,7 +161,8 @@ class Emulator:
     def __init__(self, args, secret):
         self.access_key_id = args.access_key_id
         self.secret = secret
-        self.security_token = args.security_token
+        self.security_token = (read_secret(args.security_token_file)
+                               if args.security_token_file else None)
         self.task_seconds = args.task_seconds
         self.clock_offset = args.clock_offset
         self.state_dir = args.state_dir
@@ -615,8 +616,9 @@ def parse_args(argv):
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--access-key-id", required=True)
     parser.add_argument("--access-key-secret-file", required=True)
-    parser.add_argument("--security-token",
-                        help="require this STS token on every request")
+    parser.add_argument("--security-token-file",
+                        help="require the STS token in this file on every "
+                             "request")
     parser.add_argument("--task-seconds", type=float, default=1.0,
                         help="seconds a task stays Running")
     parser.add_argument("--clock-offset", type=float, default=0.0,

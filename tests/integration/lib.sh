@@ -146,9 +146,15 @@ CONF
 # Starts cloudapp-ticketd through systemd-socket-activate on SOCKET.
 start_daemon() {
 	local config=$1 socket=$2
+	local name env_flags=()
+	# DAEMON_ENV names variables of this shell to pass on, without
+	# putting their values on a command line.
+	for name in ${DAEMON_ENV:-}; do
+		env_flags+=(-E "$name")
+	done
 	systemd-socket-activate -l "$socket" \
 		-E LD_PRELOAD="$NSS_WRAPPER_LIB" \
-		-E NSS_WRAPPER_PASSWD -E NSS_WRAPPER_GROUP \
+		-E NSS_WRAPPER_PASSWD -E NSS_WRAPPER_GROUP "${env_flags[@]}" \
 		${DAEMON_WRAPPER:-} "$top_builddir/cloudapp-ticketd" \
 		--config "$config" ${DAEMON_ARGS:-} 2>> "$WORK/daemon.log" &
 	lib_pids+=($!)

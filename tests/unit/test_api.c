@@ -224,6 +224,35 @@ static void profile_parameters_encoded(void **state)
 	api_request_clear(&request);
 }
 
+/* With STS every header fits and the list stays NULL-terminated. */
+static void request_with_security_token(void **state)
+{
+	struct api_credentials credentials = { "id", "secret", "sts-token" };
+	struct api_ticket_call call = { .product_type = "CloudApp",
+					.end_user_id = "alice",
+					.app_id = "ca-1" };
+	struct api_request request;
+	bool has_token = false, token_signed = false;
+	size_t count = 0;
+
+	assert_int_equal(api_request_build("https://h", "h", &credentials,
+					   &call, 1700000000, &request),
+			 0);
+	for (char **h = request.headers; *h; h++) {
+		count++;
+		if (strcmp(*h, "x-acs-security-token: sts-token") == 0)
+			has_token = true;
+		if (strstr(*h, "SignedHeaders=") &&
+		    strstr(*h, "x-acs-security-token"))
+			token_signed = true;
+	}
+	assert_true(count < sizeof(request.headers) /
+				    sizeof(request.headers[0]));
+	assert_true(has_token);
+	assert_true(token_signed);
+	api_request_clear(&request);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -235,6 +264,7 @@ int main(void)
 		cmocka_unit_test(wrong_member_types),
 		cmocka_unit_test(request_signed_and_formed),
 		cmocka_unit_test(profile_parameters_encoded),
+		cmocka_unit_test(request_with_security_token),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -450,8 +450,20 @@ static void missing_required(void **state)
 	fputs("endpoint = \"https://h\";\n", out);
 	fclose(out);
 	assert_true(config_load(f->conf, &config, &error) < 0);
-	assert_non_null(strstr(error, "access_key_id"));
+	assert_non_null(strstr(error, "app_id"));
 	assert_non_null(strstr(error, "missing"));
+	free(error);
+
+	/* The key may come from elsewhere, but id and secret file go
+	 * together. */
+	write_conf(f, "");
+	out = fopen(f->conf, "w");
+	fprintf(out, "endpoint = \"https://h\";\napp_id = \"a\";\n"
+		     "access_key_id = \"id\";\n");
+	fclose(out);
+	assert_true(config_load(f->conf, &config, &error) < 0);
+	assert_non_null(strstr(error, "access_key_secret_file"));
+	assert_non_null(strstr(error, "go together"));
 	free(error);
 }
 

@@ -1,0 +1,181 @@
+#!/bin/bash
+# The credential sources of cloudapp-ticketd against the emulator: systemd
+# credentials, the environment and the shared credentials file, an STS
+# token in the signed header, rotation of a credential file without a
+# restart, and the source named by "cloudappctl status" without the
+# secret.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_tools
+setup_work
+start_emulator 0.5
+SECRET_VALUE=$(cat "$WORK/emulator-secret")
+CTL=$top_builddir/cloudappctl
+
+passed=0
+failed=0
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok - $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $name"
+		failed=$((failed + 1))
+	fi
+}
+
+# Writes NAME.conf without access_key_id and access_key_secret_file, so
+# the key must come from another source.
+write_keyless_config() {
+	write_config "$1" /nonexistent < /dev/null
+	sed -i '/^access_key_id = /d; /^access_key_secret_file = /d' \
+		"$WORK/$1.conf"
+}
+
+# Writes a 0600 file.
+write_private() {
+	(umask 077 && printf '%s\n' "$2" > "$1")
+}
+
+# Fetches a ticket for alice through SOCKET and checks status names the
+# source $2 and never shows the secret.
+ticket_and_source() {
+	local socket=$1 source=$2
+	"$CTL" --socket "$socket" -q ticket --user alice > "$WORK/t.out" \
+		2> "$WORK/t.err" || { cat "$WORK/t.err"; return 1; }
+	"$CTL" --socket "$socket" status > "$WORK/status.out" || return 1
+	grep "Credentials:" "$WORK/status.out"
+	grep -q "Credentials: *$source" "$WORK/status.out" &&
+		! grep -qF -- "$SECRET_VALUE" "$WORK/status.out" "$WORK/daemon.log"
+}
+
+systemd_credentials() {
+	mkdir -p "$WORK/creds"
+	write_private "$WORK/creds/access-key-id" "$TEST_ACCESS_KEY_ID"
+	write_private "$WORK/creds/access-key-secret" "$SECRET_VALUE"
+	write_keyless_config systemd
+	CREDENTIALS_DIRECTORY=$WORK/creds DAEMON_ENV=CREDENTIALS_DIRECTORY \
+		start_daemon "$WORK/systemd.conf" "$WORK/systemd.sock"
+	ticket_and_source "$WORK/systemd.sock" "systemd credentials in $WORK/creds"
+}
+
+environment_credentials() {
+	write_keyless_config environ
+	ALIBABA_CLOUD_ACCESS_KEY_ID=$TEST_ACCESS_KEY_ID \
+		ALIBABA_CLOUD_ACCESS_KEY_SECRET=$SECRET_VALUE \
+		DAEMON_ENV="ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET" \
+		start_daemon "$WORK/environ.conf" "$WORK/environ.sock"
+	ticket_and_source "$WORK/environ.sock" "the environment"
+}
+
+credentials_file() {
+	write_private "$WORK/credentials.ini" "[default]
+type = access_key
+access_key_id = wrong
+access_key_secret = wrong
+
+[kiosk]
+; the profile the daemon is told to use
+type = access_key
+access_key_id = $TEST_ACCESS_KEY_ID
+access_key_secret = $SECRET_VALUE"
+	write_keyless_config ini
+	ALIBABA_CLOUD_CREDENTIALS_FILE=$WORK/credentials.ini \
+		ALIBABA_CLOUD_PROFILE=kiosk \
+		DAEMON_ENV="ALIBABA_CLOUD_CREDENTIALS_FILE ALIBABA_CLOUD_PROFILE" \
+		start_daemon "$WORK/ini.conf" "$WORK/ini.sock"
+	ticket_and_source "$WORK/ini.sock" \
+		"the credentials file $WORK/credentials.ini, profile kiosk"
+}
+
+credentials_file_mode_rejected() {
+	write_private "$WORK/loose.ini" "[default]
+access_key_id = a
+access_key_secret = b"
+	chmod 0644 "$WORK/loose.ini"
+	write_keyless_config loose
+	if ALIBABA_CLOUD_CREDENTIALS_FILE=$WORK/loose.ini \
+		"$top_builddir/cloudapp-ticketd" --config "$WORK/loose.conf" \
+		--listen "$WORK/loose.sock" 2> "$WORK/loose.err"; then
+		return 1
+	fi
+	cat "$WORK/loose.err"
+	grep -q "credentials file $WORK/loose.ini" "$WORK/loose.err" &&
+		grep -q "chmod 0600" "$WORK/loose.err"
+}
+
+no_credentials_reported() {
+	write_keyless_config none
+	if env -u ALIBABA_CLOUD_ACCESS_KEY_ID -u CREDENTIALS_DIRECTORY \
+		-u ALIBABA_CLOUD_CREDENTIALS_FILE \
+		"$top_builddir/cloudapp-ticketd" --config "$WORK/none.conf" \
+		--listen "$WORK/none.sock" 2> "$WORK/none.err"; then
+		return 1
+	fi
+	grep -q "no credentials" "$WORK/none.err"
+}
+
+# An STS token goes in the signed x-acs-security-token header; the
+# emulator rejects requests without it.
+sts_token() {
+	local saved_port=$EMULATOR_PORT saved_state=$EMULATOR_STATE
+	write_private "$WORK/sts-token" "sts-token-$RANDOM$RANDOM"
+	EMULATOR_NAME=sts EMULATOR_ARGS="--security-token-file $WORK/sts-token" \
+		start_emulator 0.2
+	mkdir -p "$WORK/sts-creds"
+	write_private "$WORK/sts-creds/access-key-id" "$TEST_ACCESS_KEY_ID"
+	write_private "$WORK/sts-creds/access-key-secret" "$SECRET_VALUE"
+	write_keyless_config sts
+	CREDENTIALS_DIRECTORY=$WORK/sts-creds DAEMON_ENV=CREDENTIALS_DIRECTORY \
+		start_daemon "$WORK/sts.conf" "$WORK/sts.sock"
+	# Without the token the emulator answers MissingSecurityToken...
+	"$CTL" --socket "$WORK/sts.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/sts1.err"
+	# ...and after the token file appears, the next request has it.
+	cp "$WORK/sts-token" "$WORK/sts-creds/security-token"
+	# A new file in the folder is seen through the secret file's change.
+	touch "$WORK/sts-creds/access-key-secret"
+	"$CTL" --socket "$WORK/sts.sock" -q ticket --user bob \
+		> "$WORK/sts2.out" 2> "$WORK/sts2.err"
+	local status=$?
+	EMULATOR_PORT=$saved_port EMULATOR_STATE=$saved_state
+	cat "$WORK/sts1.err" "$WORK/sts2.err"
+	grep -q "MissingSecurityToken" "$WORK/sts1.err" && [ "$status" = 0 ] &&
+		! grep -qF -- "$(cat "$WORK/sts-token")" "$WORK/daemon.log"
+}
+
+# A secret rotated in its file is used from the next request on.
+rotation_without_restart() {
+	mkdir -p "$WORK/rot-creds"
+	write_private "$WORK/rot-creds/access-key-id" "$TEST_ACCESS_KEY_ID"
+	write_private "$WORK/rot-creds/access-key-secret" "old-wrong-secret"
+	write_keyless_config rotate
+	CREDENTIALS_DIRECTORY=$WORK/rot-creds DAEMON_ENV=CREDENTIALS_DIRECTORY \
+		start_daemon "$WORK/rotate.conf" "$WORK/rotate.sock"
+	if "$CTL" --socket "$WORK/rotate.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/rot1.err"; then
+		return 1
+	fi
+	grep -q "SignatureDoesNotMatch" "$WORK/rot1.err" || return 1
+	# Replace the file as an agent does: write a new one, rename it.
+	write_private "$WORK/rot-creds/.new" "$SECRET_VALUE"
+	mv "$WORK/rot-creds/.new" "$WORK/rot-creds/access-key-secret"
+	"$CTL" --socket "$WORK/rotate.sock" -q ticket --user bob > /dev/null ||
+		return 1
+	grep -q "reloaded the credentials from systemd credentials" \
+		"$WORK/daemon.log"
+}
+
+check "systemd credentials" systemd_credentials
+check "environment credentials" environment_credentials
+check "shared credentials file" credentials_file
+check "loose credentials file rejected" credentials_file_mode_rejected
+check "no credentials reported" no_credentials_reported
+check "STS token signed and sent" sts_token
+check "rotation without restart" rotation_without_restart
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
