@@ -1,0 +1,35 @@
+// Signs the requests that sign_request (the daemon's code) built, with
+// the official Alibaba Cloud SDK's signer (@alicloud/openapi-util
+// getAuthorization, ACS3-HMAC-SHA256), and requires the Authorization
+// headers to be byte-identical.  Reads sign_request's output on stdin and
+// the cases (for the secrets) from the file in argv[2].
+
+'use strict';
+
+const fs = require('fs');
+const OpenApiUtil = require('@alicloud/openapi-util').default;
+
+const cases = fs.readFileSync(process.argv[2], 'utf8').trim().split('\n')
+  .map((line) => JSON.parse(line));
+const signed = fs.readFileSync(0, 'utf8').trim().split('\n')
+  .map((line) => JSON.parse(line));
+let failures = 0;
+
+signed.forEach((request, i) => {
+  const headers = {};
+  for (const [name, value] of Object.entries(request.headers)) {
+    headers[name] = value;
+  }
+  const official = OpenApiUtil.getAuthorization(
+    { pathname: '/', method: 'POST', query: {}, headers },
+    'ACS3-HMAC-SHA256', headers['x-acs-content-sha256'],
+    'YourAccessKeyId', cases[i].secret);
+  if (official !== request.authorization) {
+    failures++;
+    process.stdout.write(`case ${i + 1}: differs\n  ours:     ` +
+      `${request.authorization}\n  official: ${official}\n`);
+  }
+});
+process.stdout.write(`${signed.length - failures} of ${signed.length} ` +
+  'Authorization headers identical to the official SDK\n');
+process.exit(failures === 0 ? 0 : 1);
