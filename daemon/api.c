@@ -110,6 +110,81 @@ static int api_add_header(struct api_request *request, size_t *n,
 	return 0;
 }
 
+/*
+ * Builds a request signed with signature V2: the common parameters
+ * (Action, Version, AccessKeyId, SignatureNonce, Timestamp and the rest)
+ * join the call's parameters in the form body, and the HMAC-SHA1 of all
+ * of them goes in Signature.  The official SDKs send the common ones in
+ * the query instead; the gateway signs and reads both the same way.
+ */
+static int api_request_build_v2(const char *endpoint,
+				const struct api_credentials *credentials,
+				const struct api_ticket_call *call,
+				const char *date, const char *nonce,
+				struct api_request *ret_request)
+{
+	struct encode_param params[API_PARAMS_MAX + 9];
+	struct api_list_names list;
+	char *canonical, *signature, *encoded;
+	size_t n, n_headers = 0;
+	int r = 0;
+
+	n = api_call_params(call, params, &list);
+	params[n++] = (struct encode_param){ "Action", API_ACTION };
+	params[n++] = (struct encode_param){ "Version", API_VERSION };
+	params[n++] = (struct encode_param){ "Format", "JSON" };
+	params[n++] = (struct encode_param){
+		"AccessKeyId", (char *)credentials->access_key_id
+	};
+	params[n++] = (struct encode_param){ "SignatureMethod", "HMAC-SHA1" };
+	params[n++] = (struct encode_param){ "SignatureVersion", "1.0" };
+	params[n++] = (struct encode_param){ "SignatureNonce", (char *)nonce };
+	params[n++] = (struct encode_param){ "Timestamp", (char *)date };
+	if (credentials->security_token)
+		params[n++] = (struct encode_param){
+			"SecurityToken", (char *)credentials->security_token
+		};
+
+	canonical = encode_form(params, n);
+	if (!canonical)
+		return -ENOMEM;
+	signature = sign_v2_signature("POST", canonical,
+				      credentials->access_key_secret);
+	encoded = signature ? encode_percent(signature, strlen(signature)) :
+			      NULL;
+	if (!encoded ||
+	    asprintf(&ret_request->body, "%s&Signature=%s", canonical,
+		     encoded) < 0)
+		ret_request->body = NULL;
+	free(canonical);
+	free(signature);
+	free(encoded);
+	if (!ret_request->body ||
+	    asprintf(&ret_request->url, "%s/", endpoint) < 0) {
+		ret_request->url = NULL;
+		api_request_clear(ret_request);
+		return -ENOMEM;
+	}
+	ret_request->body_len = strlen(ret_request->body);
+
+	r = api_add_header(ret_request, &n_headers, "Content-Type",
+			   API_CONTENT_TYPE);
+	if (r == 0)
+		r = api_add_header(ret_request, &n_headers, "x-acs-action",
+				   API_ACTION);
+	if (r == 0)
+		r = api_add_header(ret_request, &n_headers, "x-acs-version",
+				   API_VERSION);
+	if (r == 0)
+		r = api_add_header(ret_request, &n_headers, "Accept",
+				   "application/json");
+	if (r == 0)
+		r = api_add_header(ret_request, &n_headers, "Expect", "");
+	if (r < 0)
+		api_request_clear(ret_request);
+	return r;
+}
+
 int api_request_build(const char *endpoint, const char *endpoint_host,
 		      const struct api_credentials *credentials,
 		      const struct api_ticket_call *call, time_t now,
@@ -130,6 +205,9 @@ int api_request_build(const char *endpoint, const char *endpoint_host,
 		return r;
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (credentials->signature_v2)
+		return api_request_build_v2(endpoint, credentials, call, date,
+					    nonce, ret_request);
 
 	n_params = api_call_params(call, params, &list);
 	ret_request->body = encode_form(params, n_params);

@@ -38,6 +38,7 @@ struct api_credentials {
 	const char *access_key_id;
 	const char *access_key_secret;
 	const char *security_token; /* NULL without STS */
+	bool signature_v2; /* HMAC-SHA1 instead of ACS3-HMAC-SHA256 */
 };
 
 /* A signed request ready for http_client_post(). */

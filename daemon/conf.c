@@ -69,6 +69,7 @@ static const char *const config_known_settings[] = {
 	"profiles",
 	"request_timeout",
 	"security_token_file",
+	"signature_version",
 	"ticket_timeout",
 };
 
@@ -1010,6 +1011,32 @@ static int config_get_command(struct daemon_config *config,
 	return 0;
 }
 
+/* Reads signature_version: "v3" (ACS3-HMAC-SHA256, the default) or "v2"
+ * (HMAC-SHA1, which the gateway still accepts but Alibaba deprecates). */
+static int config_get_signature_version(struct daemon_config *config,
+					const struct config_source *cfg,
+					char **ret_error)
+{
+	char *version = NULL;
+	int r = config_get_string(cfg, config->path, "signature_version",
+				  false, &version, ret_error);
+
+	if (r < 0 || !version)
+		return r;
+	if (strcmp(version, "v2") == 0)
+		config->signature_v2 = true;
+	else if (strcmp(version, "v3") != 0)
+		r = config_error(ret_error,
+				 setting_path(cfg, "signature_version",
+					      config->path),
+				 setting_line(cfg, "signature_version"),
+				 "signature_version",
+				 "\"%s\" is not valid; use \"v3\" or \"v2\"",
+				 version);
+	free(version);
+	return r;
+}
+
 static int config_get_strings(struct daemon_config *config,
 			      const struct config_source *cfg, char **ret_error)
 {
@@ -1031,6 +1058,8 @@ static int config_get_strings(struct daemon_config *config,
 	if (r == 0)
 		r = config_get_string(cfg, path, "security_token_file", false,
 				      &config->security_token_file, ret_error);
+	if (r == 0)
+		r = config_get_signature_version(config, cfg, ret_error);
 	/* The key comes from elsewhere when neither is set; see
 	 * credentials.h. */
 	if (r == 0 && !config->access_key_id != !config->access_key_secret_file)

@@ -62,6 +62,7 @@ struct daemon_config {
 	char *access_key_secret_file;
 	char *access_key_secret; /* wiped on free */
 	char *security_token_file; /* STS token, or NULL */
+	bool signature_v2; /* signature_version = "v2" */
 	char *product_type;
 	char *app_id;
 	char *end_user_id; /* the template */

@@ -24,6 +24,7 @@
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 
+#include "encode.h"
 #include "util.h"
 
 /* A header after filtering: lowercase name, trimmed value, both owned. */
@@ -252,4 +253,40 @@ char *sign_authorization(const char *method, const char *path,
 		       SIGN_ALGORITHM, access_key_id, signed_headers, signature);
 	free(signed_headers);
 	return len < 0 ? NULL : authorization;
+}
+
+char *sign_v2_signature(const char *method, const char *canonical_query,
+			const char *access_key_secret)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	char *encoded_query, *string_to_sign = NULL, *key = NULL;
+	char *signature = NULL;
+	int len;
+
+	encoded_query = encode_percent(canonical_query,
+				       strlen(canonical_query));
+	if (!encoded_query)
+		return NULL;
+	len = asprintf(&string_to_sign, "%s&%%2F&%s", method, encoded_query);
+	free(encoded_query);
+	if (len < 0)
+		return NULL;
+	/* V2 keys the HMAC with the secret followed by "&". */
+	if (asprintf(&key, "%s&", access_key_secret) < 0) {
+		free(string_to_sign);
+		return NULL;
+	}
+	if (HMAC(EVP_sha1(), key, (int)strlen(key),
+		 (const unsigned char *)string_to_sign, strlen(string_to_sign),
+		 mac, &mac_len)) {
+		signature = malloc(4 * ((mac_len + 2) / 3) + 1);
+		if (signature)
+			EVP_EncodeBlock((unsigned char *)signature, mac,
+					(int)mac_len);
+	}
+	cloudapp_wipe(mac, sizeof(mac));
+	cloudapp_free_secret(key);
+	free(string_to_sign);
+	return signature;
 }

@@ -46,4 +46,13 @@ char *sign_authorization(const char *method, const char *path,
 			 const char *payload_hash, const char *access_key_id,
 			 const char *access_key_secret);
 
+/*
+ * Returns the signature V2 (HMAC-SHA1) of a request, Base64, malloc'd, or
+ * NULL: Base64(HMAC-SHA1(secret + "&", METHOD + "&%2F&" +
+ * percent-encode(canonical_query))), where canonical_query is the sorted,
+ * encoded form of every parameter but Signature (see encode_form).
+ */
+char *sign_v2_signature(const char *method, const char *canonical_query,
+			const char *access_key_secret);
+
 #endif

@@ -895,6 +895,7 @@ static void task_send_call(struct task *task)
 		.access_key_id = registry->credentials.access_key_id,
 		.access_key_secret = registry->credentials.access_key_secret,
 		.security_token = registry->credentials.security_token,
+		.signature_v2 = task->config->signature_v2,
 	};
 
 	/* Every request, retries included, gets a fresh date and nonce. */

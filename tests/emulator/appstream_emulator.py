@@ -44,6 +44,7 @@ ACTION = "GetConnectionTicket"
 VERSION = "2021-09-01"
 ALGORITHM = "ACS3-HMAC-SHA256"
 DATE_WINDOW_SECONDS = 15 * 60
+V2_TIMESTAMP_WINDOW_SECONDS = 31 * 60
 MAX_BODY_BYTES = 64 * 1024
 END_USER_ID_RE = re.compile(r"^[a-z0-9_]{3,24}$")
 REQUIRED_SIGNED_HEADERS = (
@@ -123,6 +124,18 @@ def parse_authorization(value):
     if set(fields) != {"Credential", "SignedHeaders", "Signature"}:
         return None
     return fields
+
+
+def signature_v2(secret, method, params):
+    """Return the signature V2 (HMAC-SHA1, Base64) of a parameter list."""
+    canonical = "&".join(
+        f"{k}={v}" for k, v in sorted((percent_encode(k), percent_encode(v))
+                                      for k, v in params))
+    string_to_sign = f"{method}&{percent_encode('/')}&" \
+                     f"{percent_encode(canonical)}"
+    mac = hmac.new((secret + "&").encode(), string_to_sign.encode(),
+                   hashlib.sha1).digest()
+    return base64.b64encode(mac).decode()
 
 
 def make_ticket():
@@ -286,6 +299,48 @@ class Emulator:
                            "Specified api is not found, please check your "
                            "url and method.")
         if headers["x-acs-version"][0].strip() != VERSION:
+            raise ApiError(400, "InvalidVersion",
+                           "Specified parameter Version is not valid.")
+
+    def authenticate_v2(self, method, pairs):
+        """Check a signature V2 request: every parameter but Signature is
+        signed, the Timestamp is within 31 minutes, the nonce is new."""
+        params = dict(pairs)
+        if params.get("SignatureMethod") != "HMAC-SHA1" or \
+                params.get("SignatureVersion") != "1.0":
+            raise ApiError(400, "IncompleteSignature",
+                           "SignatureMethod must be HMAC-SHA1 and "
+                           "SignatureVersion 1.0.")
+        if params.get("AccessKeyId") != self.access_key_id:
+            raise ApiError(404, "InvalidAccessKeyId.NotFound",
+                           "Specified access key is not found.")
+        if self.security_token is not None and \
+                params.get("SecurityToken") != self.security_token:
+            raise ApiError(400, "MissingSecurityToken",
+                           "SecurityToken is mandatory for this action.")
+        signed = [(k, v) for k, v in pairs if k != "Signature"]
+        expected = signature_v2(self.secret, method, signed)
+        if not hmac.compare_digest(expected, params.get("Signature", "")):
+            raise ApiError(400, "SignatureDoesNotMatch",
+                           "Specified signature is not matched with our "
+                           "calculation.")
+        try:
+            when = datetime.datetime.strptime(params.get("Timestamp", ""),
+                                              "%Y-%m-%dT%H:%M:%SZ")
+        except ValueError:
+            raise ApiError(400, "InvalidTimeStamp.Format",
+                           "Specified time stamp or date value is not "
+                           "well formatted.") from None
+        when = when.replace(tzinfo=datetime.timezone.utc).timestamp()
+        if abs(self.now() - when) > V2_TIMESTAMP_WINDOW_SECONDS:
+            raise ApiError(400, "InvalidTimeStamp.Expired",
+                           "Specified time stamp or date value is expired.")
+        self.check_nonce(params.get("SignatureNonce", ""))
+        if params.get("Action") != ACTION:
+            raise ApiError(404, "InvalidAction.NotFound",
+                           "Specified api is not found, please check your "
+                           "url and method.")
+        if params.get("Version") != VERSION:
             raise ApiError(400, "InvalidVersion",
                            "Specified parameter Version is not valid.")
 
@@ -519,10 +574,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fault = None
         try:
             body = self.read_body()
-            emulator.authenticate("POST", url.path, url.query, headers,
-                                  body)
-            params = dict(urllib.parse.parse_qsl(url.query,
-                                                 keep_blank_values=True))
             try:
                 form = urllib.parse.parse_qsl(body.decode("utf-8"),
                                               keep_blank_values=True,
@@ -530,7 +581,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except (UnicodeDecodeError, ValueError):
                 raise ApiError(400, "InvalidParameter",
                                "The form body is not valid.") from None
+            query = urllib.parse.parse_qsl(url.query,
+                                           keep_blank_values=True)
+            # A request with Signature in its parameters uses signature
+            # V2; any other must carry an ACS3 Authorization header.
+            if any(k == "Signature" for k, _ in query + form):
+                emulator.authenticate_v2("POST", query + form)
+            else:
+                emulator.authenticate("POST", url.path, url.query, headers,
+                                      body)
+            params = dict(query)
             params.update(form)
+            for name in ("Signature", "SignatureNonce", "Timestamp",
+                         "SecurityToken"):
+                params.pop(name, None)
             entry["end_user_id"] = params.get("EndUserId")
             entry["task_id"] = params.get("TaskId")
             entry["call"] = "poll" if "TaskId" in params else "start"

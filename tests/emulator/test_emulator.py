@@ -87,6 +87,18 @@ class SignatureVectors(unittest.TestCase):
             emu.signature("YourAccessKeySecret", canonical),
             "31033d4944c1b2bf2300465d142b2ccb1492538def2f1213324f85c8955e64d6")
 
+    def test_official_v2_vector(self):
+        params = [("AccessKeyId", "testid"),
+                  ("Action", "DescribeDedicatedHosts"), ("Format", "JSON"),
+                  ("RegionId", "cn-beijing"),
+                  ("SignatureMethod", "HMAC-SHA1"),
+                  ("SignatureNonce", "edb2b34af0af9a6d14deaf7c1a5315eb"),
+                  ("SignatureVersion", "1.0"),
+                  ("Timestamp", "2023-03-13T08:34:30Z"),
+                  ("Version", "2014-05-26")]
+        self.assertEqual(emu.signature_v2("testsecret", "GET", params),
+                         "9NaGiOspFP5UPcwX8Iwt2YJXXuk=")
+
     def test_ticket_shape(self):
         text = base64.b64decode(emu.make_ticket(), validate=True).decode()
         self.assertTrue(text.startswith("\r\n[Desktop]\r\n"))

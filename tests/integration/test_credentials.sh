@@ -169,7 +169,34 @@ rotation_without_restart() {
 		"$WORK/daemon.log"
 }
 
+# signature_version = "v2" signs with HMAC-SHA1, which the emulator
+# checks as the gateway does; a wrong secret still fails clearly.
+signature_v2() {
+	cp "$WORK/emulator-secret" "$WORK/v2-secret"
+	chmod 0600 "$WORK/v2-secret"
+	write_config v2 "$WORK/v2-secret" <<'CONF'
+signature_version = "v2";
+CONF
+	start_daemon "$WORK/v2.conf" "$WORK/v2.sock"
+	"$CTL" --socket "$WORK/v2.sock" -q ticket --user alice > /dev/null ||
+		return 1
+	grep -q '"SignatureMethod": "HMAC-SHA1"' "$EMULATOR_STATE/requests.jsonl" ||
+		return 1
+	write_private "$WORK/v2-wrong" "not-the-secret"
+	write_config v2wrong "$WORK/v2-wrong" <<'CONF'
+signature_version = "v2";
+CONF
+	start_daemon "$WORK/v2wrong.conf" "$WORK/v2wrong.sock"
+	if "$CTL" --socket "$WORK/v2wrong.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/v2wrong.err"; then
+		return 1
+	fi
+	cat "$WORK/v2wrong.err"
+	grep -q "SignatureDoesNotMatch" "$WORK/v2wrong.err"
+}
+
 check "systemd credentials" systemd_credentials
+check "signature V2" signature_v2
 check "environment credentials" environment_credentials
 check "shared credentials file" credentials_file
 check "loose credentials file rejected" credentials_file_mode_rejected

@@ -15,7 +15,26 @@ const signed = fs.readFileSync(0, 'utf8').trim().split('\n')
   .map((line) => JSON.parse(line));
 let failures = 0;
 
+// Signature V2: the official getRPCSignature over every body parameter
+// but Signature must give the daemon's Signature.
+function checkV2(request, i) {
+  const params = Object.fromEntries(new URLSearchParams(request.body));
+  const ours = params.Signature;
+  delete params.Signature;
+  const official = OpenApiUtil.getRPCSignature(params, 'POST',
+                                               cases[i].secret);
+  if (official !== ours) {
+    failures++;
+    process.stdout.write(`case ${i + 1} (V2): differs\n  ours:     ` +
+      `${ours}\n  official: ${official}\n`);
+  }
+}
+
 signed.forEach((request, i) => {
+  if (cases[i].v2) {
+    checkV2(request, i);
+    return;
+  }
   const headers = {};
   for (const [name, value] of Object.entries(request.headers)) {
     headers[name] = value;
@@ -31,5 +50,5 @@ signed.forEach((request, i) => {
   }
 });
 process.stdout.write(`${signed.length - failures} of ${signed.length} ` +
-  'Authorization headers identical to the official SDK\n');
+  'signatures identical to the official SDK\n');
 process.exit(failures === 0 ? 0 : 1);

@@ -5,8 +5,9 @@
  *   {"end_user_id": ..., "app_id": ..., "task_id": ..., "secret": ...,
  *    "token": ..., "params": {"app_start_param": ..., ...},
  *    "groups": [...]}
- * and writes one JSON object per line: the signed headers, the host, the
- * body and the Authorization header.
+ * ("v2": true signs with signature V2) and writes one JSON object per
+ * line: the signed headers, the host, the body and the Authorization
+ * header (none with V2, whose Signature is in the body).
  */
 
 #include "config.h"
@@ -42,6 +43,7 @@ static void sign_one(json_object *in)
 		.access_key_secret = member(in, "secret"),
 		.security_token = member(in, "token"),
 	};
+	json_object *v2 = NULL;
 	struct api_ticket_call call = {
 		.product_type = "CloudApp",
 		.end_user_id = member(in, "end_user_id"),
@@ -50,6 +52,8 @@ static void sign_one(json_object *in)
 		.profile = &profile,
 	};
 
+	credentials.signature_v2 = json_object_object_get_ex(in, "v2", &v2) &&
+				   json_object_get_boolean(v2);
 	profile.product_type = "CloudApp";
 	profile.app_id = (char *)call.app_id;
 	if (json_object_object_get_ex(in, "params", &params)) {

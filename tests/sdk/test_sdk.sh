@@ -45,6 +45,9 @@ cat > "$WORK/cases.jsonl" <<'CASES'
 {"end_user_id": "grace", "app_id": "ca-1", "secret": "s", "token": "CAIS+token/with=chars"}
 {"end_user_id": "heidi", "task_id": "f3d1b31c-605e-4d04-a896", "secret": "a secret with spaces"}
 {"end_user_id": "ivan", "app_id": "ca-1", "secret": "s", "params": {"biz_region_id": "cn-shanghai", "access_type": "INTERNET", "app_instance_persistent_id": "p-1"}, "groups": ["aig-1"]}
+{"end_user_id": "judy", "app_id": "ca-1", "secret": "v2 secret", "v2": true, "params": {"app_start_param": "a+b*c~d!e'f(g)h/i 云"}}
+{"end_user_id": "ken", "task_id": "task-1", "secret": "s", "v2": true, "token": "CAIS+token/with=chars"}
+{"end_user_id": "lena", "app_id": "ca-1", "secret": "s", "v2": true, "groups": ["aig-1", "aig-2", "aig-3", "aig-4", "aig-5", "aig-6", "aig-7", "aig-8", "aig-9", "aig-10", "aig-11"]}
 CASES
 
 signatures_match() {

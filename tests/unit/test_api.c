@@ -142,7 +142,7 @@ static void wrong_member_types(void **state)
 
 static void request_signed_and_formed(void **state)
 {
-	struct api_credentials credentials = { "id", "secret", NULL };
+	struct api_credentials credentials = { "id", "secret", NULL, false };
 	struct api_ticket_call call = { .product_type = "CloudApp",
 					.end_user_id = "alice",
 					.app_id = "ca-1" };
@@ -189,7 +189,7 @@ static void profile_parameters_encoded(void **state)
 		.app_policy_id = "pg-1",
 		.app_instance_group_ids = groups,
 	};
-	struct api_credentials credentials = { "id", "secret", NULL };
+	struct api_credentials credentials = { "id", "secret", NULL, false };
 	struct api_ticket_call call = { .product_type = "CloudApp",
 					.end_user_id = "alice",
 					.app_id = "ca-1",
@@ -227,7 +227,8 @@ static void profile_parameters_encoded(void **state)
 /* With STS every header fits and the list stays NULL-terminated. */
 static void request_with_security_token(void **state)
 {
-	struct api_credentials credentials = { "id", "secret", "sts-token" };
+	struct api_credentials credentials = { "id", "secret", "sts-token",
+					       false };
 	struct api_ticket_call call = { .product_type = "CloudApp",
 					.end_user_id = "alice",
 					.app_id = "ca-1" };

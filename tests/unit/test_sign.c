@@ -202,10 +202,48 @@ static void unsigned_headers_ignored(void **state)
 	free(b);
 }
 
+/* The official V2 vector (DescribeDedicatedHosts) and the SDK's own
+ * unit vector (Test_GetRPCSignature). */
+static void official_v2_vector(void **state)
+{
+	struct encode_param params[] = {
+		{ "AccessKeyId", "testid" },
+		{ "Action", "DescribeDedicatedHosts" },
+		{ "Format", "JSON" },
+		{ "RegionId", "cn-beijing" },
+		{ "SignatureMethod", "HMAC-SHA1" },
+		{ "SignatureNonce", "edb2b34af0af9a6d14deaf7c1a5315eb" },
+		{ "SignatureVersion", "1.0" },
+		{ "Timestamp", "2023-03-13T08:34:30Z" },
+		{ "Version", "2014-05-26" },
+	};
+	struct encode_param tiny[] = { { "test", "ok" } };
+	char *query = encode_form(params, sizeof(params) / sizeof(params[0]));
+	char *signature;
+
+	assert_string_equal(
+		query, "AccessKeyId=testid&Action=DescribeDedicatedHosts&"
+		       "Format=JSON&RegionId=cn-beijing&SignatureMethod=HMAC-"
+		       "SHA1&SignatureNonce=edb2b34af0af9a6d14deaf7c1a5315eb&"
+		       "SignatureVersion=1.0&Timestamp=2023-03-13T08%3A34%3A30Z&"
+		       "Version=2014-05-26");
+	signature = sign_v2_signature("GET", query, "testsecret");
+	assert_string_equal(signature, "9NaGiOspFP5UPcwX8Iwt2YJXXuk=");
+	free(signature);
+	free(query);
+
+	query = encode_form(tiny, 1);
+	signature = sign_v2_signature("", query, "accessKeySecret");
+	assert_string_equal(signature, "jHx/oHoHNrbVfhncHEvPdHXZwHU=");
+	free(signature);
+	free(query);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(official_v3_vector),
+		cmocka_unit_test(official_v2_vector),
 		cmocka_unit_test(sdk_unit_vector),
 		cmocka_unit_test(ticket_vector_form_body),
 		cmocka_unit_test(ticket_vector_query),
