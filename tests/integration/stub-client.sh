@@ -23,4 +23,7 @@ fi
 	echo "uid=$(id -u)"
 	echo "leak=$leak"
 } > "$result"
+# The whole environment, for the test to scan for the access key secret.
+tr '\0' '\n' < /proc/$$/environ > "$out_dir/$end_user_id.environ"
+chmod 0600 "$out_dir/$end_user_id.environ"
 exit "${STUB_EXIT_STATUS:-0}"

@@ -164,6 +164,24 @@ no_secret_or_ticket_in_logs() {
 		! grep -qF -- "$ticket" "$WORK/daemon.log" "$WORK/launch.err"
 }
 
+# The launched client's environment holds neither the secret nor the
+# ticket, and neither does the daemon's own environment.
+no_secret_in_environments() {
+	local secret ticket pid
+	secret=$(cat "$SECRET")
+	ticket=$(cat "$EMULATOR_STATE/tickets/alice")
+	[ -s "$WORK/out/alice.environ" ] || return 1
+	! grep -qF -- "$secret" "$WORK/out/alice.environ" &&
+		! grep -qF -- "$ticket" "$WORK/out/alice.environ" || return 1
+	for pid in $(pgrep -f "cloudapp-ticketd --config $WORK/good.conf"); do
+		tr '\0' '\n' < "/proc/$pid/environ" | grep -qF -- "$secret" &&
+			return 1
+		tr '\0' '\n' < "/proc/$pid/cmdline" | grep -qF -- "$secret" &&
+			return 1
+	done
+	return 0
+}
+
 check "PAM login then cloudappctl launch" login_then_launch
 check "ticket handed out once" ticket_handed_out_once
 check "other uid rejected" other_user_rejected
@@ -172,6 +190,7 @@ check "wrong secret reported" wrong_secret_reported
 check "login goes on without daemon" login_without_daemon
 check "login bounded by timeout" login_with_silent_daemon
 check "no secret or ticket in logs" no_secret_or_ticket_in_logs
+check "no secret in environments" no_secret_in_environments
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -254,6 +254,36 @@ static void request_with_security_token(void **state)
 	api_request_clear(&request);
 }
 
+/* Every request gets a new 128-bit nonce from the CSPRNG. */
+static void nonces_unique(void **state)
+{
+	struct api_credentials credentials = { "id", "secret", NULL, false };
+	struct api_ticket_call call = { .product_type = "CloudApp",
+					.end_user_id = "alice",
+					.app_id = "ca-1" };
+	enum { COUNT = 5000 };
+	static char nonces[COUNT][40];
+
+	for (int i = 0; i < COUNT; i++) {
+		struct api_request request;
+
+		assert_int_equal(api_request_build("https://h", "h",
+						   &credentials, &call,
+						   1700000000, &request),
+				 0);
+		for (char **h = request.headers; *h; h++)
+			if (strncmp(*h, "x-acs-signature-nonce: ", 23) == 0)
+				snprintf(nonces[i], sizeof(nonces[i]), "%s",
+					 *h + 23);
+		assert_int_equal(strlen(nonces[i]), 32);
+		api_request_clear(&request);
+	}
+	qsort(nonces, COUNT, sizeof(nonces[0]),
+	      (int (*)(const void *, const void *))strcmp);
+	for (int i = 1; i < COUNT; i++)
+		assert_string_not_equal(nonces[i - 1], nonces[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +296,7 @@ int main(void)
 		cmocka_unit_test(request_signed_and_formed),
 		cmocka_unit_test(profile_parameters_encoded),
 		cmocka_unit_test(request_with_security_token),
+		cmocka_unit_test(nonces_unique),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
