@@ -119,19 +119,21 @@ static int api_add_header(struct api_request *request, size_t *n,
  */
 static int api_request_build_v2(const char *endpoint,
 				const struct api_credentials *credentials,
-				const struct api_ticket_call *call,
-				const char *date, const char *nonce,
+				const char *action, const char *version,
+				const struct encode_param *call_params,
+				size_t n_call_params, const char *date,
+				const char *nonce,
 				struct api_request *ret_request)
 {
 	struct encode_param params[API_PARAMS_MAX + 9];
-	struct api_list_names list;
 	char *canonical, *signature, *encoded;
 	size_t n, n_headers = 0;
 	int r = 0;
 
-	n = api_call_params(call, params, &list);
-	params[n++] = (struct encode_param){ "Action", API_ACTION };
-	params[n++] = (struct encode_param){ "Version", API_VERSION };
+	memcpy(params, call_params, n_call_params * sizeof(*params));
+	n = n_call_params;
+	params[n++] = (struct encode_param){ "Action", (char *)action };
+	params[n++] = (struct encode_param){ "Version", (char *)version };
 	params[n++] = (struct encode_param){ "Format", "JSON" };
 	params[n++] = (struct encode_param){
 		"AccessKeyId", (char *)credentials->access_key_id
@@ -171,10 +173,10 @@ static int api_request_build_v2(const char *endpoint,
 			   API_CONTENT_TYPE);
 	if (r == 0)
 		r = api_add_header(ret_request, &n_headers, "x-acs-action",
-				   API_ACTION);
+				   action);
 	if (r == 0)
 		r = api_add_header(ret_request, &n_headers, "x-acs-version",
-				   API_VERSION);
+				   version);
 	if (r == 0)
 		r = api_add_header(ret_request, &n_headers, "Accept",
 				   "application/json");
@@ -192,10 +194,23 @@ int api_request_build(const char *endpoint, const char *endpoint_host,
 {
 	struct encode_param params[API_PARAMS_MAX];
 	struct api_list_names list;
+	size_t n_params = api_call_params(call, params, &list);
+
+	return api_request_build_action(endpoint, endpoint_host, credentials,
+					API_ACTION, API_VERSION, params,
+					n_params, now, ret_request);
+}
+
+int api_request_build_action(const char *endpoint, const char *endpoint_host,
+			     const struct api_credentials *credentials,
+			     const char *action, const char *version,
+			     struct encode_param *params, size_t n_params,
+			     time_t now, struct api_request *ret_request)
+{
 	struct sign_header headers[8];
 	char date[32], nonce[API_NONCE_SIZE], hash[SIGN_HEX_SIZE];
 	char *authorization;
-	size_t n_params, n_headers = 0, n = 0;
+	size_t n_headers = 0, n = 0;
 	struct tm tm;
 	int r;
 
@@ -206,10 +221,10 @@ int api_request_build(const char *endpoint, const char *endpoint_host,
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (credentials->signature_v2)
-		return api_request_build_v2(endpoint, credentials, call, date,
+		return api_request_build_v2(endpoint, credentials, action,
+					    version, params, n_params, date,
 					    nonce, ret_request);
 
-	n_params = api_call_params(call, params, &list);
 	ret_request->body = encode_form(params, n_params);
 	if (!ret_request->body)
 		return -ENOMEM;
@@ -224,10 +239,9 @@ int api_request_build(const char *endpoint, const char *endpoint_host,
 	headers[n_headers++] = (struct sign_header){ "host", endpoint_host };
 	headers[n_headers++] =
 		(struct sign_header){ "content-type", API_CONTENT_TYPE };
-	headers[n_headers++] = (struct sign_header){ "x-acs-action",
-						     API_ACTION };
+	headers[n_headers++] = (struct sign_header){ "x-acs-action", action };
 	headers[n_headers++] = (struct sign_header){ "x-acs-version",
-						     API_VERSION };
+						     version };
 	headers[n_headers++] = (struct sign_header){ "x-acs-date", date };
 	headers[n_headers++] = (struct sign_header){ "x-acs-signature-nonce",
 						     nonce };

@@ -60,6 +60,19 @@ int api_request_build(const char *endpoint, const char *endpoint_host,
 		      const struct api_ticket_call *call, time_t now,
 		      struct api_request *ret_request);
 
+struct encode_param;
+
+/*
+ * Builds and signs an RPC call of any action, with its parameters in the
+ * form body.  The GetConnectionTicket call above and STS AssumeRole use
+ * it.  Returns 0 or a negative errno.
+ */
+int api_request_build_action(const char *endpoint, const char *endpoint_host,
+			     const struct api_credentials *credentials,
+			     const char *action, const char *version,
+			     struct encode_param *params, size_t n_params,
+			     time_t now, struct api_request *ret_request);
+
 void api_request_clear(struct api_request *request);
 
 /* What one response said.  Strings are malloc'd; absent ones are NULL. */

@@ -67,9 +67,13 @@ static const char *const config_known_settings[] = {
 	"poll_interval_max",
 	"product_type",
 	"profiles",
+	"ram_role_arn",
 	"request_timeout",
+	"role_duration",
+	"role_session_name",
 	"security_token_file",
 	"signature_version",
+	"sts_endpoint",
 	"ticket_timeout",
 };
 
@@ -760,46 +764,77 @@ config_match_profile(const struct daemon_config *config,
 }
 
 /* Checks "https://host[:port]" and stores the host part for signing. */
-static int config_check_endpoint(struct daemon_config *config,
-				 const struct config_source *cfg, char **ret_error)
+/*
+ * Checks a URL setting of the form "https://host[:port]", trims trailing
+ * slashes in place, and stores the host part (the signed host header) in
+ * *ret_host.
+ */
+static int config_check_url(const struct config_source *cfg,
+			    const char *config_path, const char *name,
+			    char *url, char **ret_host, char **ret_error)
 {
 	const char *prefix = "https://";
-	const char *endpoint_path = setting_path(cfg, "endpoint", config->path);
-	int line = setting_line(cfg, "endpoint");
+	const char *path = setting_path(cfg, name, config_path);
+	int line = setting_line(cfg, name);
 	const char *host, *p;
 	size_t len;
 
-	len = strlen(config->endpoint);
-	while (len > strlen(prefix) && config->endpoint[len - 1] == '/')
-		config->endpoint[--len] = '\0';
-	if (strncmp(config->endpoint, prefix, strlen(prefix)) != 0)
-		return config_error(ret_error, endpoint_path, line, "endpoint",
+	len = strlen(url);
+	while (len > strlen(prefix) && url[len - 1] == '/')
+		url[--len] = '\0';
+	if (strncmp(url, prefix, strlen(prefix)) != 0)
+		return config_error(ret_error, path, line, name,
 				    "\"%s\" is not an https:// URL; use "
 				    "\"https://host[:port]\"",
-				    config->endpoint);
-	host = config->endpoint + strlen(prefix);
+				    url);
+	host = url + strlen(prefix);
 	if (!*host)
-		return config_error(ret_error, endpoint_path, line, "endpoint",
-				    "\"%s\" has no host", config->endpoint);
+		return config_error(ret_error, path, line, name,
+				    "\"%s\" has no host", url);
 	for (p = host; *p; p++) {
 		if (!(*p == '.' || *p == '-' || *p == ':' || *p == '[' ||
 		      *p == ']' || (*p >= '0' && *p <= '9') ||
 		      (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
 			return config_error(
-				ret_error, endpoint_path, line, "endpoint",
+				ret_error, path, line, name,
 				"\"%s\" may contain only a host and a port, "
 				"no path, query or user; use "
 				"\"https://host[:port]\"",
-				config->endpoint);
+				url);
 	}
 	if (!config_port_valid(host))
-		return config_error(ret_error, endpoint_path, line, "endpoint",
+		return config_error(ret_error, path, line, name,
 				    "\"%s\" has an invalid host or port; use "
 				    "\"https://host[:port]\" with a port from 1 "
 				    "to 65535",
-				    config->endpoint);
-	config->endpoint_host = strdup(host);
-	return config->endpoint_host ? 0 : -ENOMEM;
+				    url);
+	*ret_host = strdup(host);
+	return *ret_host ? 0 : -ENOMEM;
+}
+
+static int config_check_endpoint(struct daemon_config *config,
+				 const struct config_source *cfg,
+				 char **ret_error)
+{
+	int r = config_check_url(cfg, config->path, "endpoint",
+				 config->endpoint, &config->endpoint_host,
+				 ret_error);
+
+	if (r < 0 || !config->ram_role_arn)
+		return r;
+	if (!config->sts_endpoint) {
+		config->sts_endpoint = strdup(CONFIG_STS_ENDPOINT_DEFAULT);
+		if (!config->sts_endpoint)
+			return -ENOMEM;
+	}
+	if (!config->role_session_name) {
+		config->role_session_name = strdup("cloudapp-ticketd");
+		if (!config->role_session_name)
+			return -ENOMEM;
+	}
+	return config_check_url(cfg, config->path, "sts_endpoint",
+				config->sts_endpoint, &config->sts_host,
+				ret_error);
 }
 
 int config_open_secret_file(const char *path, int *ret_fd, char **ret_error)
@@ -1060,6 +1095,15 @@ static int config_get_strings(struct daemon_config *config,
 				      &config->security_token_file, ret_error);
 	if (r == 0)
 		r = config_get_signature_version(config, cfg, ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "ram_role_arn", false,
+				      &config->ram_role_arn, ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "role_session_name", false,
+				      &config->role_session_name, ret_error);
+	if (r == 0)
+		r = config_get_string(cfg, path, "sts_endpoint", false,
+				      &config->sts_endpoint, ret_error);
 	/* The key comes from elsewhere when neither is set; see
 	 * credentials.h. */
 	if (r == 0 && !config->access_key_id != !config->access_key_secret_file)
@@ -1127,6 +1171,12 @@ static int config_get_durations(struct daemon_config *config,
 		r = config_get_seconds(cfg, path, "idle_timeout", 0,
 				       CONFIG_IDLE_TIMEOUT_MAX_MS,
 				       &config->idle_timeout_ms, ret_error);
+	config->role_duration_ms = CONFIG_ROLE_DURATION_DEFAULT_MS;
+	if (r == 0)
+		r = config_get_seconds(cfg, path, "role_duration",
+				       CONFIG_ROLE_DURATION_MIN_MS,
+				       CONFIG_ROLE_DURATION_MAX_MS,
+				       &config->role_duration_ms, ret_error);
 	if (r == 0)
 		r = config_get_seconds(cfg, path, "client_idle_timeout", 1000,
 				       CONFIG_CLIENT_IDLE_TIMEOUT_MAX_MS,
@@ -1590,6 +1640,10 @@ void config_free(struct daemon_config *config)
 	free(config->access_key_id);
 	free(config->access_key_secret_file);
 	free(config->security_token_file);
+	free(config->ram_role_arn);
+	free(config->role_session_name);
+	free(config->sts_endpoint);
+	free(config->sts_host);
 	cloudapp_free_secret(config->access_key_secret);
 	free(config->product_type);
 	free(config->app_id);

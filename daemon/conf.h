@@ -43,6 +43,13 @@
 /* Users with a lower uid, root and system accounts, are not served. */
 #define CONFIG_MIN_UID_DEFAULT 1000
 
+/* STS AssumeRole: the public endpoint, and the lifetime of the
+ * temporary credentials, within the 900 s to 12 h that STS accepts. */
+#define CONFIG_STS_ENDPOINT_DEFAULT "https://sts.aliyuncs.com"
+#define CONFIG_ROLE_DURATION_DEFAULT_MS 3600000
+#define CONFIG_ROLE_DURATION_MIN_MS 900000
+#define CONFIG_ROLE_DURATION_MAX_MS 43200000
+
 /* Deepest nesting of @include, as in libconfig. */
 #define CONFIG_INCLUDE_DEPTH_MAX 10
 
@@ -63,6 +70,13 @@ struct daemon_config {
 	char *access_key_secret; /* wiped on free */
 	char *security_token_file; /* STS token, or NULL */
 	bool signature_v2; /* signature_version = "v2" */
+	/* With ram_role_arn the key only assumes the role, and the calls
+	 * are signed with the temporary credentials from STS. */
+	char *ram_role_arn;
+	char *role_session_name;
+	char *sts_endpoint; /* "https://host[:port]" */
+	char *sts_host;
+	int64_t role_duration_ms;
 	char *product_type;
 	char *app_id;
 	char *end_user_id; /* the template */

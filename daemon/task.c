@@ -30,6 +30,7 @@
 #include "log.h"
 #include "protocol.h"
 #include "retry.h"
+#include "sts.h"
 #include "util.h"
 
 #define USEC_PER_MSEC 1000u
@@ -104,6 +105,9 @@ struct task_registry {
 	sd_event_source *send_timer; /* wakes the send queue for a token */
 	int64_t clock_offset_sec;    /* server time minus local time */
 	struct credentials credentials;
+	/* With ram_role_arn: the role's temporary credentials. */
+	struct sts_credentials sts;
+	struct http_transfer *sts_transfer; /* AssumeRole in flight */
 	double expected_duration_usec; /* learned; 0 until a task finished */
 };
 
@@ -232,8 +236,10 @@ void task_registry_free(struct task_registry *registry)
 	while (registry->tasks)
 		task_drop(registry->tasks);
 	sd_event_source_disable_unref(registry->send_timer);
+	http_transfer_cancel(registry->sts_transfer);
 	http_client_free(registry->http);
 	credentials_clear(&registry->credentials);
+	sts_credentials_clear(&registry->sts);
 	config_unref(registry->config);
 	sd_event_unref(registry->event);
 	free(registry);
@@ -256,6 +262,8 @@ int task_registry_set_config(struct task_registry *registry,
 	}
 	credentials_clear(&registry->credentials);
 	registry->credentials = credentials;
+	/* A new key or role needs new temporary credentials. */
+	sts_credentials_clear(&registry->sts);
 	if (config->max_requests_per_second !=
 	    registry->config->max_requests_per_second)
 		token_bucket_init(&registry->bucket,
@@ -336,6 +344,128 @@ static void task_release_slot(struct task *task)
 static int registry_on_send_timer(sd_event_source *s, uint64_t usec,
 				  void *userdata);
 
+static void task_fail(struct task *task, const char *name, const char *code,
+		      const char *request_id, long http_status,
+		      const char *format, ...)
+	__attribute__((format(printf, 6, 7)));
+
+static time_t registry_time(const struct task_registry *registry)
+{
+	return time(NULL) + (time_t)registry->clock_offset_sec;
+}
+
+/* Fails every task that waits to send, after AssumeRole failed. */
+static void registry_fail_queued(struct task_registry *registry,
+				 const char *code, const char *request_id,
+				 const char *message)
+{
+	while (registry->send_queue.head)
+		task_fail(registry->send_queue.head, CLOUDAPP_ERROR_CLOUD, code,
+			  request_id, 0, "cannot assume the RAM role: %s",
+			  message);
+}
+
+static void registry_pump_sends(struct task_registry *registry);
+
+static void registry_on_sts_response(const struct http_response *response,
+				     void *userdata)
+{
+	struct task_registry *registry = userdata;
+	struct sts_credentials fresh;
+	struct api_result result = { 0 };
+	char message[1024], *error = NULL;
+	int r;
+
+	registry->sts_transfer = NULL;
+	if (response->curl_code != 0) {
+		snprintf(message, sizeof(message), "cannot reach %s: %s",
+			 registry->config->sts_endpoint, response->error);
+		log_error("AssumeRole failed: %s", message);
+		registry_fail_queued(registry, NULL, NULL, message);
+		return;
+	}
+	r = sts_response_parse(response->status, response->body,
+			       response->body_len, registry_time(registry),
+			       &fresh, &result, &error);
+	if (r != 0) {
+		struct log_ids ids = { .request_id = result.request_id,
+				       .cloud_error = result.code };
+
+		snprintf(message, sizeof(message), "%s",
+			 r == 1 ? (result.message && *result.message ?
+					   result.message :
+					   "AssumeRole failed") :
+				  (error ? error : strerror(-r)));
+		cloudapp_utf8_trim(message);
+		log_ids(LOG_ERR, &ids, "AssumeRole of %s failed: %s",
+			registry->config->ram_role_arn, message);
+		registry_fail_queued(registry, result.code, result.request_id,
+				     message);
+		api_result_clear(&result);
+		free(error);
+		return;
+	}
+	sts_credentials_clear(&registry->sts);
+	registry->sts = fresh;
+	log_info("assumed the RAM role %s, temporary key valid for %lld s",
+		 registry->config->ram_role_arn,
+		 (long long)(fresh.expiration - fresh.obtained));
+	registry_pump_sends(registry);
+}
+
+/* Starts AssumeRole unless it is already in flight. */
+static void registry_assume_role(struct task_registry *registry)
+{
+	const struct credentials *key = &registry->credentials;
+	struct api_credentials credentials = {
+		.access_key_id = key->access_key_id,
+		.access_key_secret = key->access_key_secret,
+		.security_token = key->security_token,
+		.signature_v2 = false,
+	};
+	struct api_request request;
+	struct http_request http = { 0 };
+	int r;
+
+	if (registry->sts_transfer)
+		return;
+	r = sts_request_build(registry->config, &credentials,
+			      registry_time(registry), &request);
+	if (r < 0) {
+		registry_fail_queued(registry, NULL, NULL,
+				     "cannot build the AssumeRole request");
+		return;
+	}
+	http.url = request.url;
+	http.headers = (const char *const *)request.headers;
+	http.body = request.body;
+	http.body_len = request.body_len;
+	http.timeout_ms = (long)registry->config->request_timeout_ms;
+	r = http_client_post(registry->http, &http, registry_on_sts_response,
+			     registry, &registry->sts_transfer);
+	api_request_clear(&request);
+	if (r < 0)
+		registry_fail_queued(registry, NULL, NULL,
+				     "cannot start the AssumeRole request");
+}
+
+/*
+ * With a RAM role, returns true when the temporary credentials can sign
+ * now; renews them ahead of their expiry, and sends nothing while there
+ * are none.
+ */
+static bool registry_role_ready(struct task_registry *registry)
+{
+	time_t now = registry_time(registry);
+
+	if (!registry->config->ram_role_arn)
+		return true;
+	if (sts_credentials_fresh(&registry->sts, now))
+		return true;
+	registry_assume_role(registry);
+	return sts_credentials_valid(&registry->sts, now);
+}
+
 /*
  * Sends queued requests while tokens last, oldest first.  At most
  * HTTP_CONNECTIONS_PER_HOST requests are in flight: handing curl more
@@ -343,6 +473,8 @@ static int registry_on_send_timer(sd_event_source *s, uint64_t usec,
  */
 static void registry_pump_sends(struct task_registry *registry)
 {
+	if (registry->send_queue.head && !registry_role_ready(registry))
+		return;
 	while (registry->send_queue.head &&
 	       registry->requests < HTTP_CONNECTIONS_PER_HOST) {
 		struct task *task = registry->send_queue.head;
@@ -897,6 +1029,11 @@ static void task_send_call(struct task *task)
 		.security_token = registry->credentials.security_token,
 		.signature_v2 = task->config->signature_v2,
 	};
+	if (registry->config->ram_role_arn) {
+		credentials.access_key_id = registry->sts.access_key_id;
+		credentials.access_key_secret = registry->sts.access_key_secret;
+		credentials.security_token = registry->sts.security_token;
+	}
 
 	/* Every request, retries included, gets a fresh date and nonce. */
 	r = api_request_build(config->endpoint, config->endpoint_host,

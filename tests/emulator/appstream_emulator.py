@@ -42,6 +42,8 @@ import urllib.parse
 
 ACTION = "GetConnectionTicket"
 VERSION = "2021-09-01"
+STS_ACTION = "AssumeRole"
+STS_VERSION = "2015-04-01"
 ALGORITHM = "ACS3-HMAC-SHA256"
 DATE_WINDOW_SECONDS = 15 * 60
 V2_TIMESTAMP_WINDOW_SECONDS = 31 * 60
@@ -177,6 +179,9 @@ class Emulator:
         self.security_token = (read_secret(args.security_token_file)
                                if args.security_token_file else None)
         self.task_seconds = args.task_seconds
+        self.role_arn = args.role_arn
+        self.role_seconds = args.role_seconds
+        self.temporary = {}  # AccessKeyId -> (secret, token, expires)
         self.clock_offset = args.clock_offset
         self.state_dir = args.state_dir
         self.lock = threading.Lock()
@@ -190,6 +195,7 @@ class Emulator:
             "in_flight": 0,
             "max_in_flight": 0,
             "connections": 0,
+            "assume_role": 0,
             "codes": {},
         }
         os.makedirs(os.path.join(self.state_dir, "tickets"), exist_ok=True)
@@ -263,16 +269,14 @@ class Emulator:
         if signed != sorted(signed) or any(n != n.lower() for n in signed):
             raise ApiError(400, "IncompleteSignature",
                            "SignedHeaders must be lowercase and sorted.")
-        if auth["Credential"] != self.access_key_id:
-            raise ApiError(404, "InvalidAccessKeyId.NotFound",
-                           "Specified access key is not found.")
-        if self.security_token is not None:
+        secret, required_token = self.key_for(auth["Credential"])
+        if required_token is not None:
             token = headers.get("x-acs-security-token", [None])[0]
             if token is None:
                 raise ApiError(400, "MissingSecurityToken",
                                "SecurityToken is mandatory for this action.")
             if ("x-acs-security-token" not in signed
-                    or not hmac.compare_digest(token, self.security_token)):
+                    or not hmac.compare_digest(token, required_token)):
                 raise ApiError(400, "InvalidSecurityToken.Malformed",
                                "Specified SecurityToken is malformed.")
 
@@ -280,7 +284,7 @@ class Emulator:
         sent_hash = headers["x-acs-content-sha256"][0].strip()
         canonical = canonical_request(method, path, query, headers, signed,
                                       sent_hash)
-        expected = signature(self.secret, canonical)
+        expected = signature(secret, canonical)
         if not hmac.compare_digest(expected, auth["Signature"]):
             string_to_sign = (ALGORITHM + "\n" +
                               hashlib.sha256(canonical.encode()).hexdigest())
@@ -294,13 +298,69 @@ class Emulator:
                            "the SHA-256 of the body.")
         self.check_date(headers["x-acs-date"][0].strip())
         self.check_nonce(headers["x-acs-signature-nonce"][0].strip())
-        if headers["x-acs-action"][0].strip() != ACTION:
+        action = headers["x-acs-action"][0].strip()
+        version = headers["x-acs-version"][0].strip()
+        if action == STS_ACTION and self.role_arn:
+            if version != STS_VERSION:
+                raise ApiError(400, "InvalidVersion",
+                               "Specified parameter Version is not valid.")
+            if auth["Credential"] != self.access_key_id:
+                raise ApiError(403, "Forbidden.RAM",
+                               "Only the long-term key may assume the role.")
+            return action
+        if action != ACTION:
             raise ApiError(404, "InvalidAction.NotFound",
                            "Specified api is not found, please check your "
                            "url and method.")
-        if headers["x-acs-version"][0].strip() != VERSION:
+        if version != VERSION:
             raise ApiError(400, "InvalidVersion",
                            "Specified parameter Version is not valid.")
+        # With a role, the long-term key may only assume it.
+        if self.role_arn and auth["Credential"] == self.access_key_id:
+            raise ApiError(403, "Forbidden.RAM",
+                           "You are not authorized to do this operation.")
+        return action
+
+    def key_for(self, access_key_id):
+        """Return the secret and the required token for a key id."""
+        if access_key_id == self.access_key_id:
+            return self.secret, self.security_token
+        with self.lock:
+            temporary = self.temporary.get(access_key_id)
+        if temporary is None:
+            raise ApiError(404, "InvalidAccessKeyId.NotFound",
+                           "Specified access key is not found.")
+        secret, token, expires = temporary
+        if time.time() >= expires:
+            raise ApiError(400, "InvalidSecurityToken.Expired",
+                           "Specified SecurityToken is expired.")
+        return secret, token
+
+    def assume_role(self, params):
+        """Answer STS AssumeRole with new temporary credentials."""
+        if params.get("RoleArn") != self.role_arn:
+            raise ApiError(404, "EntityNotExist.Role",
+                           f"The role {params.get('RoleArn')} does not "
+                           "exist.")
+        if not params.get("RoleSessionName"):
+            raise ApiError(400, "MissingRoleSessionName",
+                           "RoleSessionName is mandatory.")
+        key_id = "STS." + secrets.token_hex(8)
+        secret = secrets.token_urlsafe(24)
+        token = "CAIS" + secrets.token_urlsafe(48)
+        expires = time.time() + self.role_seconds
+        with self.lock:
+            self.temporary[key_id] = (secret, token, expires)
+            self.stats["assume_role"] += 1
+        expiration = datetime.datetime.fromtimestamp(
+            expires, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"AssumedRoleUser": {"Arn": self.role_arn,
+                                    "AssumedRoleId": "3000:" +
+                                    params["RoleSessionName"]},
+                "Credentials": {"AccessKeyId": key_id,
+                                "AccessKeySecret": secret,
+                                "SecurityToken": token,
+                                "Expiration": expiration}}
 
     def authenticate_v2(self, method, pairs):
         """Check a signature V2 request: every parameter but Signature is
@@ -585,13 +645,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                            keep_blank_values=True)
             # A request with Signature in its parameters uses signature
             # V2; any other must carry an ACS3 Authorization header.
+            action = ACTION
             if any(k == "Signature" for k, _ in query + form):
                 emulator.authenticate_v2("POST", query + form)
             else:
-                emulator.authenticate("POST", url.path, url.query, headers,
-                                      body)
+                action = emulator.authenticate("POST", url.path, url.query,
+                                               headers, body)
             params = dict(query)
             params.update(form)
+            if action == STS_ACTION:
+                entry["call"] = "assume_role"
+                reply = emulator.assume_role(params)
+                reply["RequestId"] = request_id
+                entry["result"] = "OK"
+                entry["status"] = 200
+                self.send_body(200, "application/json;charset=utf-8",
+                               json.dumps(reply).encode())
+                return
             for name in ("Signature", "SignatureNonce", "Timestamp",
                          "SecurityToken"):
                 params.pop(name, None)
@@ -683,6 +753,11 @@ def parse_args(argv):
     parser.add_argument("--security-token-file",
                         help="require the STS token in this file on every "
                              "request")
+    parser.add_argument("--role-arn",
+                        help="serve STS AssumeRole for this role; the key "
+                             "may then only assume it")
+    parser.add_argument("--role-seconds", type=float, default=3600,
+                        help="lifetime of the temporary credentials")
     parser.add_argument("--task-seconds", type=float, default=1.0,
                         help="seconds a task stays Running")
     parser.add_argument("--clock-offset", type=float, default=0.0,

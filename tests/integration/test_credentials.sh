@@ -195,7 +195,72 @@ CONF
 	grep -q "SignatureDoesNotMatch" "$WORK/v2wrong.err"
 }
 
+# Reads the emulator's counters for the emulator on port $1.
+emulator_stats() {
+	python3 - "$1" "$WORK/certs/ca.pem" <<'PY'
+import http.client, ssl, sys
+context = ssl.create_default_context(cafile=sys.argv[2])
+conn = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]),
+                                   context=context, timeout=10)
+conn.request("GET", "/_emulator/stats")
+print(conn.getresponse().read().decode())
+PY
+}
+
+# With ram_role_arn the key may only assume the role: the daemon calls
+# AssumeRole, signs the ticket calls with the temporary key and token,
+# and renews them before they expire.
+ram_role() {
+	local saved_port=$EMULATOR_PORT saved_state=$EMULATOR_STATE role_port
+	EMULATOR_NAME=role \
+		EMULATOR_ARGS="--role-arn acs:ram::1234:role/kiosk --role-seconds 8" \
+		start_emulator 0.2
+	role_port=$EMULATOR_PORT
+	cp "$WORK/emulator-secret" "$WORK/role-secret"
+	chmod 0600 "$WORK/role-secret"
+	# The key alone is refused for tickets.
+	write_config keyonly "$WORK/role-secret" < /dev/null
+	start_daemon "$WORK/keyonly.conf" "$WORK/keyonly.sock"
+	if "$CTL" --socket "$WORK/keyonly.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/keyonly.err"; then
+		EMULATOR_PORT=$saved_port EMULATOR_STATE=$saved_state
+		return 1
+	fi
+	write_config role "$WORK/role-secret" <<CONF
+ram_role_arn = "acs:ram::1234:role/kiosk";
+sts_endpoint = "https://127.0.0.1:$role_port";
+CONF
+	start_daemon "$WORK/role.conf" "$WORK/role.sock"
+	"$CTL" --socket "$WORK/role.sock" -q ticket --user alice > /dev/null &&
+		"$CTL" --socket "$WORK/role.sock" -q ticket --user bob > /dev/null
+	local first=$?
+	local count_first
+	count_first=$(emulator_stats "$role_port" | python3 -c 'import json,sys; print(json.load(sys.stdin)["assume_role"])')
+	# Past three quarters of the 8 s lifetime the next call renews.
+	sleep 6.5
+	"$CTL" --socket "$WORK/role.sock" -q ticket --user alice > /dev/null
+	local second=$?
+	local count_second
+	count_second=$(emulator_stats "$role_port" | python3 -c 'import json,sys; print(json.load(sys.stdin)["assume_role"])')
+	# A role that does not exist gives a clear error.
+	write_config badrole "$WORK/role-secret" <<CONF
+ram_role_arn = "acs:ram::1234:role/missing";
+sts_endpoint = "https://127.0.0.1:$role_port";
+CONF
+	start_daemon "$WORK/badrole.conf" "$WORK/badrole.sock"
+	"$CTL" --socket "$WORK/badrole.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/badrole.err"
+	EMULATOR_PORT=$saved_port EMULATOR_STATE=$saved_state
+	cat "$WORK/keyonly.err" "$WORK/badrole.err"
+	echo "AssumeRole calls: $count_first, then $count_second"
+	grep -q "Forbidden.RAM" "$WORK/keyonly.err" && [ "$first" = 0 ] &&
+		[ "$second" = 0 ] && [ "$count_first" = 1 ] &&
+		[ "$count_second" = 2 ] &&
+		grep -q "EntityNotExist.Role" "$WORK/badrole.err"
+}
+
 check "systemd credentials" systemd_credentials
+check "RAM role through AssumeRole" ram_role
 check "signature V2" signature_v2
 check "environment credentials" environment_credentials
 check "shared credentials file" credentials_file
