@@ -820,7 +820,9 @@ static int config_check_endpoint(struct daemon_config *config,
 				 config->endpoint, &config->endpoint_host,
 				 ret_error);
 
-	if (r < 0 || !config->ram_role_arn)
+	/* The STS settings get their defaults even without ram_role_arn,
+	 * since a shared credentials file may name a role too. */
+	if (r < 0)
 		return r;
 	if (!config->sts_endpoint) {
 		config->sts_endpoint = strdup(CONFIG_STS_ENDPOINT_DEFAULT);

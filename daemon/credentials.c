@@ -24,6 +24,8 @@ void credentials_clear(struct credentials *c)
 	free(c->access_key_id);
 	cloudapp_free_secret(c->access_key_secret);
 	cloudapp_free_secret(c->security_token);
+	free(c->role_arn);
+	free(c->role_session_name);
 	for (size_t i = 0; i < CREDENTIALS_FILES_MAX; i++)
 		free(c->files[i]);
 	memset(c, 0, sizeof(*c));
@@ -166,6 +168,8 @@ static int ini_store(struct credentials *c, const char *key,
 {
 	char **target = strcmp(key, "access_key_id") == 0     ? &c->access_key_id :
 			strcmp(key, "access_key_secret") == 0 ? &c->access_key_secret :
+			strcmp(key, "role_arn") == 0	      ? &c->role_arn :
+			strcmp(key, "role_session_name") == 0 ? &c->role_session_name :
 			strcmp(key, "type") == 0	      ? type :
 								NULL;
 
@@ -260,14 +264,25 @@ static int load_ini(struct credentials *c, char **ret_error)
 	}
 	r = ini_parse(file, path, profile, c, &type, ret_error);
 	fclose(file);
-	if (r == 0 && type && strcmp(type, "access_key") != 0) {
-		/* NOTE: ram_role_arn needs STS AssumeRole, which the daemon
-		 * does not call yet. */
+	if (r == 0 && type && strcmp(type, "access_key") != 0 &&
+	    strcmp(type, "ram_role_arn") != 0) {
 		if (asprintf(ret_error, "%s: type %s is not supported; use "
-					"type = access_key",
+					"access_key or ram_role_arn",
 			     c->source, type) < 0)
 			*ret_error = NULL;
 		r = -EOPNOTSUPP;
+	}
+	if (r == 0 && type && strcmp(type, "ram_role_arn") == 0 &&
+	    !c->role_arn) {
+		if (asprintf(ret_error, "%s: type ram_role_arn needs role_arn",
+			     c->source) < 0)
+			*ret_error = NULL;
+		r = -EINVAL;
+	}
+	/* A role_arn counts only with type ram_role_arn. */
+	if (r == 0 && (!type || strcmp(type, "ram_role_arn") != 0)) {
+		free(c->role_arn);
+		c->role_arn = NULL;
 	}
 	if (r == 0 && (!c->access_key_id || !c->access_key_secret)) {
 		if (asprintf(ret_error, "%s: access_key_id or access_key_secret "

@@ -11,7 +11,7 @@
  *      ALIBABA_CLOUD_SECURITY_TOKEN;
  *   4. the Alibaba Cloud shared credentials file named by
  *      ALIBABA_CLOUD_CREDENTIALS_FILE, section ALIBABA_CLOUD_PROFILE
- *      ("default" when unset), of type access_key.
+ *      ("default" when unset), of type access_key or ram_role_arn.
  * Credentials read from files are read again when a file changes, so an
  * outside agent can rotate them without a restart.
  */
@@ -32,6 +32,10 @@ struct credentials {
 	char *access_key_secret; /* wiped on clear */
 	char *security_token;	 /* wiped on clear; NULL without STS */
 	char source[512];	 /* where they came from, for status and logs */
+	/* A role to assume, from a shared credentials file of type
+	 * ram_role_arn, or NULL. */
+	char *role_arn;
+	char *role_session_name;
 	/* The files read, and what they were, to see a rotation. */
 	char *files[CREDENTIALS_FILES_MAX];
 	struct stat file_stats[CREDENTIALS_FILES_MAX];

@@ -19,13 +19,14 @@
 #include "encode.h"
 
 int sts_request_build(const struct daemon_config *config,
+		      const char *role_arn, const char *session_name,
 		      const struct api_credentials *key, time_t now,
 		      struct api_request *ret_request)
 {
 	char duration[32];
 	struct encode_param params[] = {
-		{ "RoleArn", config->ram_role_arn },
-		{ "RoleSessionName", config->role_session_name },
+		{ "RoleArn", (char *)role_arn },
+		{ "RoleSessionName", (char *)session_name },
 		{ "DurationSeconds", duration },
 	};
 

@@ -30,8 +30,9 @@ struct sts_credentials {
 	time_t expiration;
 };
 
-/* Builds the AssumeRole call for config's role, signed with key. */
+/* Builds the AssumeRole call for role_arn, signed with key. */
 int sts_request_build(const struct daemon_config *config,
+		      const char *role_arn, const char *session_name,
 		      const struct api_credentials *key, time_t now,
 		      struct api_request *ret_request);
 

@@ -354,6 +354,14 @@ static time_t registry_time(const struct task_registry *registry)
 	return time(NULL) + (time_t)registry->clock_offset_sec;
 }
 
+/* The role to assume: ram_role_arn, else a credentials file's role. */
+static const char *registry_role(const struct task_registry *registry)
+{
+	return registry->config->ram_role_arn ?
+		       registry->config->ram_role_arn :
+		       registry->credentials.role_arn;
+}
+
 /* Fails every task that waits to send, after AssumeRole failed. */
 static void registry_fail_queued(struct task_registry *registry,
 				 const char *code, const char *request_id,
@@ -398,7 +406,7 @@ static void registry_on_sts_response(const struct http_response *response,
 				  (error ? error : strerror(-r)));
 		cloudapp_utf8_trim(message);
 		log_ids(LOG_ERR, &ids, "AssumeRole of %s failed: %s",
-			registry->config->ram_role_arn, message);
+			registry_role(registry), message);
 		registry_fail_queued(registry, result.code, result.request_id,
 				     message);
 		api_result_clear(&result);
@@ -408,7 +416,7 @@ static void registry_on_sts_response(const struct http_response *response,
 	sts_credentials_clear(&registry->sts);
 	registry->sts = fresh;
 	log_info("assumed the RAM role %s, temporary key valid for %lld s",
-		 registry->config->ram_role_arn,
+		 registry_role(registry),
 		 (long long)(fresh.expiration - fresh.obtained));
 	registry_pump_sends(registry);
 }
@@ -429,8 +437,11 @@ static void registry_assume_role(struct task_registry *registry)
 
 	if (registry->sts_transfer)
 		return;
-	r = sts_request_build(registry->config, &credentials,
-			      registry_time(registry), &request);
+	r = sts_request_build(registry->config, registry_role(registry),
+			      key->role_session_name ?
+				      key->role_session_name :
+				      registry->config->role_session_name,
+			      &credentials, registry_time(registry), &request);
 	if (r < 0) {
 		registry_fail_queued(registry, NULL, NULL,
 				     "cannot build the AssumeRole request");
@@ -458,7 +469,7 @@ static bool registry_role_ready(struct task_registry *registry)
 {
 	time_t now = registry_time(registry);
 
-	if (!registry->config->ram_role_arn)
+	if (!registry_role(registry))
 		return true;
 	if (sts_credentials_fresh(&registry->sts, now))
 		return true;
@@ -1029,7 +1040,7 @@ static void task_send_call(struct task *task)
 		.security_token = registry->credentials.security_token,
 		.signature_v2 = task->config->signature_v2,
 	};
-	if (registry->config->ram_role_arn) {
+	if (registry_role(registry)) {
 		credentials.access_key_id = registry->sts.access_key_id;
 		credentials.access_key_secret = registry->sts.access_key_secret;
 		credentials.security_token = registry->sts.security_token;

@@ -9,6 +9,7 @@ set -u
 
 require_tools
 setup_work
+echo "carol_x:x:10050:10050::/nonexistent:/bin/sh" >> "$WORK/passwd"
 start_emulator 0.5
 SECRET_VALUE=$(cat "$WORK/emulator-secret")
 CTL=$top_builddir/cloudappctl
@@ -242,6 +243,22 @@ CONF
 	local second=$?
 	local count_second
 	count_second=$(emulator_stats "$role_port" | python3 -c 'import json,sys; print(json.load(sys.stdin)["assume_role"])')
+	# A shared credentials file of type ram_role_arn names the role too.
+	write_private "$WORK/role.ini" "[default]
+type = ram_role_arn
+access_key_id = $TEST_ACCESS_KEY_ID
+access_key_secret = $SECRET_VALUE
+role_arn = acs:ram::1234:role/kiosk
+role_session_name = kiosk_host"
+	write_keyless_config iniroute
+	printf 'sts_endpoint = "https://127.0.0.1:%s";\n' "$role_port" \
+		>> "$WORK/iniroute.conf"
+	ALIBABA_CLOUD_CREDENTIALS_FILE=$WORK/role.ini \
+		DAEMON_ENV=ALIBABA_CLOUD_CREDENTIALS_FILE \
+		start_daemon "$WORK/iniroute.conf" "$WORK/iniroute.sock"
+	"$CTL" --socket "$WORK/iniroute.sock" -q ticket --user carol_x \
+		> /dev/null 2> "$WORK/iniroute.err"
+	local from_ini=$?
 	# A role that does not exist gives a clear error.
 	write_config badrole "$WORK/role-secret" <<CONF
 ram_role_arn = "acs:ram::1234:role/missing";
@@ -256,7 +273,8 @@ CONF
 	grep -q "Forbidden.RAM" "$WORK/keyonly.err" && [ "$first" = 0 ] &&
 		[ "$second" = 0 ] && [ "$count_first" = 1 ] &&
 		[ "$count_second" = 2 ] &&
-		grep -q "EntityNotExist.Role" "$WORK/badrole.err"
+		grep -q "EntityNotExist.Role" "$WORK/badrole.err" &&
+		{ [ "$from_ini" = 0 ] || { cat "$WORK/iniroute.err"; false; }; }
 }
 
 check "systemd credentials" systemd_credentials
