@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -435,6 +436,11 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	setup_file_limit(d.config);
+	/* The process holds the AccessKey and tickets: no core dump, and
+	 * no ptrace by other users. */
+	if (prctl(PR_SET_DUMPABLE, 0) < 0)
+		log_warning("cannot turn off core dumps: %s, ignoring",
+			    strerror(errno));
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		log_error("cannot initialize libcurl");
 		config_unref(d.config);

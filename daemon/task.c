@@ -917,6 +917,22 @@ static int64_t task_retry_wait_ms(struct task *task,
 	return -1;
 }
 
+/* True for the Codes that point at the key or the token, so that the
+ * error names where they came from. */
+static bool task_credential_error(const char *code)
+{
+	static const char *const prefixes[] = {
+		"SignatureDoesNotMatch", "InvalidAccessKeyId",
+		"InvalidSecurityToken",	 "MissingSecurityToken",
+	};
+
+	for (size_t i = 0; code && i < sizeof(prefixes) / sizeof(prefixes[0]);
+	     i++)
+		if (strncmp(code, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
 static void task_on_failure(struct task *task,
 			    struct task_failure *failure)
 {
@@ -943,9 +959,14 @@ static void task_on_failure(struct task *task,
 		return;
 	}
 	task_fail(task, CLOUDAPP_ERROR_CLOUD, failure->code,
-		  failure->request_id, failure->http_status, "%s%s",
+		  failure->request_id, failure->http_status, "%s%s%s%s",
 		  failure->message,
-		  task->attempts ? " (after retries)" : "");
+		  task->attempts ? " (after retries)" : "",
+		  task_credential_error(failure->code) ? "; the key comes from " :
+							 "",
+		  task_credential_error(failure->code) ?
+			  registry->credentials.source :
+			  "");
 }
 
 static void task_on_response(const struct http_response *response,

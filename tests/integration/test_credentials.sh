@@ -277,7 +277,31 @@ CONF
 		{ [ "$from_ini" = 0 ] || { cat "$WORK/iniroute.err"; false; }; }
 }
 
+# systemd credentials come first: a wrong key in the configuration is
+# not used when they are present.
+source_order() {
+	write_private "$WORK/order-wrong" "not-the-secret"
+	write_config order "$WORK/order-wrong" < /dev/null
+	CREDENTIALS_DIRECTORY=$WORK/creds \
+		ALIBABA_CLOUD_ACCESS_KEY_ID=wrong ALIBABA_CLOUD_ACCESS_KEY_SECRET=wrong \
+		DAEMON_ENV="CREDENTIALS_DIRECTORY ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET" \
+		start_daemon "$WORK/order.conf" "$WORK/order.sock"
+	ticket_and_source "$WORK/order.sock" "systemd credentials" || return 1
+	# Without them the configuration's key is next, and its error
+	# names that source.
+	start_daemon "$WORK/order.conf" "$WORK/order2.sock"
+	if "$CTL" --socket "$WORK/order2.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/order2.err"; then
+		return 1
+	fi
+	cat "$WORK/order2.err"
+	grep -q "SignatureDoesNotMatch" "$WORK/order2.err" &&
+		grep -q "the key comes from the configuration $WORK/order.conf" \
+			"$WORK/order2.err"
+}
+
 check "systemd credentials" systemd_credentials
+check "credential source order" source_order
 check "RAM role through AssumeRole" ram_role
 check "signature V2" signature_v2
 check "environment credentials" environment_credentials
