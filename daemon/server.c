@@ -48,9 +48,11 @@ struct connection {
 	size_t output_len, output_sent;
 	bool close_after_output;
 	bool draining; /* the final error was sent; discarding input */
-	/* A GetTicket call waiting for its task. */
+	/* A GetTicket call waiting for its task, or a StartTicket call with
+	 * "wait" watching it. */
 	struct task *task;
 	struct task_waiter *waiter;
+	bool watching;
 	bool more;
 	sd_event_source *resume; /* reads the next call after a parked one */
 	sd_event_source *idle_timer; /* closes a connection left unused */
@@ -448,9 +450,25 @@ static void connection_on_task(struct task *task, void *userdata)
 	json_object *p;
 
 	if (state == TASK_READY || state == TASK_FAILED) {
-		/* The task removes this waiter and consumes itself. */
+		bool alive;
+
+		/* The task removes this waiter; it consumes itself only for
+		 * a GetTicket. */
 		c->waiter = NULL;
-		if (connection_send_result(c, task))
+		if (!c->watching)
+			alive = connection_send_result(c, task);
+		else if (state == TASK_READY)
+			alive = connection_reply(c, task_state_parameters(task),
+						 false);
+		else
+			alive = connection_error(
+				c, task_get_error(task)->name,
+				task_error_parameters(task_get_error(task), task),
+				"%s",
+				task_get_error(task)->message ?
+					task_get_error(task)->message :
+					task_get_error(task)->name);
+		if (alive)
 			connection_resume(c);
 		return;
 	}
@@ -607,6 +625,43 @@ static struct task *connection_find_or_start(struct connection *c,
 	return task;
 }
 
+/*
+ * Replies to StartTicket: at once with the task's state, or, with
+ * "wait": true, when the task is ready or failed, after progress replies
+ * when the call set "more".  Waiting leaves the ticket for pickup.
+ */
+static bool connection_start_reply(struct connection *c, struct task *task,
+				   json_object *parameters)
+{
+	json_object *wait = NULL;
+	enum task_state state = task_get_state(task);
+
+	if (!json_object_object_get_ex(parameters, "wait", &wait) ||
+	    !json_object_get_boolean(wait) || state == TASK_READY ||
+	    state == TASK_FAILED) {
+		if (wait && json_object_get_boolean(wait) &&
+		    state == TASK_FAILED) {
+			const struct task_error *error = task_get_error(task);
+
+			return connection_error(
+				c, error->name,
+				task_error_parameters(error, task), "%s",
+				error->message ? error->message : error->name);
+		}
+		return connection_reply(c, task_state_parameters(task), false);
+	}
+	c->watching = true;
+	c->waiter = task_add_waiter(task, connection_on_task, c, true);
+	if (!c->waiter)
+		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
+					"out of memory");
+	c->task = task;
+	if (c->more)
+		return connection_reply(c, task_progress_parameters(task), true);
+	connection_update_events(c);
+	return true;
+}
+
 static bool connection_start_ticket(struct connection *c,
 				    json_object *parameters)
 {
@@ -623,7 +678,7 @@ static bool connection_start_ticket(struct connection *c,
 	task = task_find(c->server->registry, end_user_id);
 	if (task && task_get_state(task) != TASK_FAILED) {
 		free(end_user_id);
-		return connection_reply(c, task_state_parameters(task), false);
+		return connection_start_reply(c, task, parameters);
 	}
 	if (!connection_within_rate(c, user, &alive)) {
 		free(end_user_id);
@@ -639,7 +694,7 @@ static bool connection_start_ticket(struct connection *c,
 		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
 					"cannot start the ticket task: %s",
 					strerror(-r));
-	return connection_reply(c, task_state_parameters(task), false);
+	return connection_start_reply(c, task, parameters);
 }
 
 static bool connection_get_ticket(struct connection *c,
@@ -668,7 +723,8 @@ static bool connection_get_ticket(struct connection *c,
 		return alive;
 	}
 
-	c->waiter = task_add_waiter(task, connection_on_task, c);
+	c->watching = false;
+	c->waiter = task_add_waiter(task, connection_on_task, c, false);
 	if (!c->waiter)
 		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
 					"out of memory");

@@ -54,6 +54,7 @@ struct task_waiter {
 	struct task_waiter *next;
 	task_notify_fn notify;
 	void *userdata;
+	bool watches; /* wants the outcome, not the ticket */
 };
 
 struct task {
@@ -613,11 +614,46 @@ void task_consume(struct task *task)
 }
 
 /* Tells every waiter about progress; the final call also removes them. */
+/* True when a waiter takes the result, as GetTicket does. */
+static bool task_has_takers(const struct task *task)
+{
+	for (const struct task_waiter *w = task->waiters; w; w = w->next)
+		if (!w->watches)
+			return true;
+	return false;
+}
+
+static int task_on_expiry(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Keeps a finished result for pickup_timeout; false if task was dropped. */
+static bool task_keep_for_pickup(struct task *task)
+{
+	struct task_registry *registry = task->registry;
+	uint64_t expiry = task_now(registry) +
+			  (uint64_t)task->config->pickup_timeout_ms *
+				  USEC_PER_MSEC;
+
+	if (sd_event_add_time(registry->event, &task->expiry_timer,
+			      CLOCK_MONOTONIC, expiry, 0, task_on_expiry,
+			      task) < 0) {
+		log_error("cannot arm the pickup timer, dropping the result "
+			  "now");
+		task_drop(task);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Tells every waiter about progress; the final call also removes them.
+ * A result some waiter takes is consumed; one only watched stays for
+ * pickup.
+ */
 static void task_notify(struct task *task)
 {
 	bool final = task->state == TASK_READY || task->state == TASK_FAILED;
 	struct task_waiter *w = task->waiters, *next;
-	bool had_waiters = w != NULL;
+	bool taken = task_has_takers(task);
 
 	if (final)
 		task->waiters = NULL;
@@ -627,8 +663,10 @@ static void task_notify(struct task *task)
 		if (final)
 			free(w);
 	}
-	if (final && had_waiters)
+	if (final && taken)
 		task_consume(task);
+	else if (final)
+		task_keep_for_pickup(task);
 }
 
 static int task_on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
@@ -646,8 +684,6 @@ static int task_on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 /* Ends a task; with nobody waiting the result waits for pickup. */
 static void task_finish(struct task *task, enum task_state state)
 {
-	struct task_registry *registry = task->registry;
-
 	task->state = state;
 	task->wait = TASK_WAIT_NONE;
 	queue_remove(task);
@@ -658,17 +694,7 @@ static void task_finish(struct task *task, enum task_state state)
 	task_release_slot(task);
 
 	if (!task->waiters) {
-		uint64_t expiry = task_now(registry) +
-				  (uint64_t)task->config->pickup_timeout_ms *
-					  USEC_PER_MSEC;
-
-		if (sd_event_add_time(registry->event, &task->expiry_timer,
-				      CLOCK_MONOTONIC, expiry, 0,
-				      task_on_expiry, task) < 0) {
-			log_error("cannot arm the pickup timer, dropping the "
-				  "result now");
-			task_drop(task);
-		}
+		task_keep_for_pickup(task);
 		return;
 	}
 	task_notify(task);
@@ -1200,7 +1226,7 @@ void task_cancel(struct task *task, const char *reason)
 }
 
 struct task_waiter *task_add_waiter(struct task *task, task_notify_fn notify,
-				    void *userdata)
+				    void *userdata, bool watches)
 {
 	struct task_waiter *w = calloc(1, sizeof(*w));
 
@@ -1208,6 +1234,7 @@ struct task_waiter *task_add_waiter(struct task *task, task_notify_fn notify,
 		return NULL;
 	w->notify = notify;
 	w->userdata = userdata;
+	w->watches = watches;
 	w->next = task->waiters;
 	task->waiters = w;
 	return w;

@@ -110,8 +110,12 @@ void task_cancel(struct task *task, const char *reason);
  */
 void task_consume(struct task *task);
 
+/*
+ * Adds a waiter.  One that watches gets the progress and the outcome but
+ * leaves the ticket for pickup, as a login that waits for readiness does.
+ */
 struct task_waiter *task_add_waiter(struct task *task, task_notify_fn notify,
-				    void *userdata);
+				    void *userdata, bool watches);
 
 void task_remove_waiter(struct task *task, struct task_waiter *waiter);
 

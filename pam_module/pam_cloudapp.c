@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,17 +22,34 @@
 #include <json-c/json.h>
 #include <security/pam_ext.h>
 #include <security/pam_modules.h>
+#include <security/pam_modutil.h>
 
+#include "messages.h"
 #include "protocol.h"
 #include "util.h"
 
 #define PAMCLOUD_TIMEOUT_DEFAULT_MS 2000
 #define PAMCLOUD_TIMEOUT_MAX_MS 60000
 
+/* PAM data name that marks a task started at authentication. */
+#define PAMCLOUD_STARTED_DATA "pam_cloudapp_started"
+
+/* Services that never start a cloud call unless services= names them:
+ * they are not logins to a desktop. */
+static const char *const pamcloud_default_excluded[] = {
+	"cron", "sshd", "su", "su-l", "sudo", "sudo-i", "systemd-user",
+};
+
 struct pamcloud_options {
 	const char *socket_path;
 	int timeout_ms; /* bounds connect, send and receive together */
 	bool debug;
+	bool quiet;	  /* no messages to the user */
+	bool wait;	  /* open_session waits until the ticket is ready */
+	bool fail_closed; /* fail the session when no ticket can be had */
+	bool ignore_root;
+	long min_uid;	      /* -1: no limit */
+	const char *services; /* comma-separated, or NULL for the default */
 };
 
 /*
@@ -98,11 +116,77 @@ static void apply_timeout(pam_handle_t *pamh, struct pamcloud_options *options,
 	options->timeout_ms = (int)ms;
 }
 
+static void apply_flag(pam_handle_t *pamh, const char *name,
+		       const char *value, bool *flag)
+{
+	if (value) {
+		warn_bad_value(pamh, name, value, "no value");
+		return;
+	}
+	*flag = true;
+}
+
+static void apply_quiet(pam_handle_t *pamh, struct pamcloud_options *options,
+			const char *value)
+{
+	apply_flag(pamh, "quiet", value, &options->quiet);
+}
+
+static void apply_wait(pam_handle_t *pamh, struct pamcloud_options *options,
+		       const char *value)
+{
+	apply_flag(pamh, "wait", value, &options->wait);
+}
+
+static void apply_ignore_root(pam_handle_t *pamh,
+			      struct pamcloud_options *options,
+			      const char *value)
+{
+	apply_flag(pamh, "ignore_root", value, &options->ignore_root);
+}
+
+static void apply_fail(pam_handle_t *pamh, struct pamcloud_options *options,
+		       const char *value)
+{
+	if (value && strcmp(value, "open") == 0)
+		options->fail_closed = false;
+	else if (value && strcmp(value, "closed") == 0)
+		options->fail_closed = true;
+	else
+		warn_bad_value(pamh, "fail", value, "open or closed");
+}
+
+static void apply_min_uid(pam_handle_t *pamh, struct pamcloud_options *options,
+			  const char *value)
+{
+	char *end = NULL;
+	long uid = value ? strtol(value, &end, 10) : -1;
+
+	if (!value || !*value || *end || uid < 0) {
+		warn_bad_value(pamh, "min_uid", value, "a uid");
+		return;
+	}
+	options->min_uid = uid;
+}
+
+static void apply_services(pam_handle_t *pamh,
+			   struct pamcloud_options *options, const char *value)
+{
+	if (!value || !*value) {
+		warn_bad_value(pamh, "services", value,
+			       "service names separated by commas");
+		return;
+	}
+	options->services = value;
+}
+
 /* Sorted by name for bsearch(); the man page lists the options likewise. */
 static const struct option_entry option_table[] = {
-	{ "debug", apply_debug },
-	{ "socket", apply_socket },
-	{ "timeout", apply_timeout },
+	{ "debug", apply_debug },	    { "fail", apply_fail },
+	{ "ignore_root", apply_ignore_root }, { "min_uid", apply_min_uid },
+	{ "quiet", apply_quiet },	    { "services", apply_services },
+	{ "socket", apply_socket },	    { "timeout", apply_timeout },
+	{ "wait", apply_wait },
 };
 
 struct option_key {
@@ -125,9 +209,10 @@ static int option_compare(const void *key_ptr, const void *entry_ptr)
 static void parse_options(pam_handle_t *pamh, int argc, const char **argv,
 			  struct pamcloud_options *options)
 {
+	memset(options, 0, sizeof(*options));
 	options->socket_path = CLOUDAPP_SOCKET_PATH;
 	options->timeout_ms = PAMCLOUD_TIMEOUT_DEFAULT_MS;
-	options->debug = false;
+	options->min_uid = -1;
 
 	for (int i = 0; i < argc; i++) {
 		const char *equals = strchr(argv[i], '=');
@@ -160,44 +245,64 @@ static const char *get_string_item(pam_handle_t *pamh, int type)
 	return item;
 }
 
-/*
- * Sends StartTicket and reads its reply within options->timeout_ms.
- * Returns 0 and the reply in *ret_reply, or a negative errno.
- */
-static int request_start_ticket(const struct pamcloud_options *options,
-				const char *user, const char *service,
-				json_object **ret_reply)
+/* True when name is in the comma-separated list. */
+static bool list_has(const char *list, const char *name)
 {
-	struct cloudapp_client client;
-	json_object *parameters;
-	int r;
+	size_t len = strlen(name);
 
-	*ret_reply = NULL;
-	r = cloudapp_client_connect(&client, options->socket_path,
-				    options->timeout_ms);
-	if (r < 0)
-		return r;
+	for (const char *p = list; p && *p;) {
+		const char *comma = strchr(p, ',');
+		size_t item = comma ? (size_t)(comma - p) : strlen(p);
 
-	parameters = json_object_new_object();
-	if (!parameters) {
-		r = -ENOMEM;
-		goto out;
+		if (item == len && strncmp(p, name, len) == 0)
+			return true;
+		p = comma ? comma + 1 : NULL;
 	}
-	json_object_object_add(parameters, "user",
-			       json_object_new_string(user));
-	if (service)
-		json_object_object_add(parameters, "service",
-				       json_object_new_string(service));
+	return false;
+}
 
-	r = cloudapp_client_send(&client, CLOUDAPP_METHOD_START_TICKET,
-				 parameters, false);
-	if (r < 0)
-		goto out;
-	r = cloudapp_client_receive(&client, ret_reply);
+/*
+ * Decides whether this login should start a ticket task: the service
+ * filter, then ignore_root and min_uid.  Logs the reason with debug.
+ */
+static bool applies(pam_handle_t *pamh, const struct pamcloud_options *o,
+		    const char *user, const char *service)
+{
+	const struct passwd *pw;
+	bool excluded = false;
 
-out:
-	cloudapp_client_close(&client);
-	return r;
+	if (o->services) {
+		excluded = !service || !list_has(o->services, service);
+	} else if (service) {
+		for (size_t i = 0; i < sizeof(pamcloud_default_excluded) /
+					       sizeof(pamcloud_default_excluded[0]);
+		     i++)
+			excluded = excluded ||
+				   strcmp(service, pamcloud_default_excluded[i]) ==
+					   0;
+	}
+	if (excluded) {
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG,
+				   "service %s does not start cloud apps",
+				   service ? service : "(none)");
+		return false;
+	}
+	if (!o->ignore_root && o->min_uid < 0)
+		return true;
+	pw = pam_modutil_getpwnam(pamh, user);
+	if (!pw)
+		return true; /* the daemon reports unknown users */
+	if ((o->ignore_root && pw->pw_uid == 0) ||
+	    (o->min_uid >= 0 && (long)pw->pw_uid < o->min_uid)) {
+		if (o->debug)
+			pam_syslog(pamh, LOG_DEBUG,
+				   "user %s (uid %lu) is skipped by "
+				   "ignore_root or min_uid",
+				   user, (unsigned long)pw->pw_uid);
+		return false;
+	}
+	return true;
 }
 
 /* Returns the string member key of parameters, or "-" when it is absent. */
@@ -220,22 +325,33 @@ static void log_error_reply(pam_handle_t *pamh,
 	const char *task_id = cloudapp_json_string(parameters, "task_id");
 
 	pam_syslog(pamh, LOG_ERR,
-		   "cannot start the ticket task for user %s via %s: "
-		   "%s: %s%s%s%s%s%s%s",
-		   user, options->socket_path, error,
+		   "no ticket for user %s via %s: %s: %s%s%s%s%s%s%s", user,
+		   options->socket_path, error,
 		   message ? message : "no message", code ? ", Code " : "",
 		   code ? code : "", request_id ? ", RequestId " : "",
 		   request_id ? request_id : "", task_id ? ", TaskId " : "",
 		   task_id ? task_id : "");
 }
 
+/* The outcome when no ticket can be had: the login goes on, or with
+ * fail=closed the session fails and the user sees why. */
+static int fail_with(pam_handle_t *pamh, const struct pamcloud_options *o,
+		     const char *message)
+{
+	if (!o->fail_closed)
+		return PAM_IGNORE;
+	if (!o->quiet)
+		pam_error(pamh, "%s", message);
+	return PAM_SESSION_ERR;
+}
+
 /*
- * Checks the StartTicket reply and logs the outcome.  Returns PAM_SUCCESS
- * when the daemon accepted the task, PAM_IGNORE otherwise.
+ * Handles one reply to StartTicket.  Returns 1 for a progress reply, or
+ * the PAM status for the final one.
  */
-static int handle_reply(pam_handle_t *pamh,
-			const struct pamcloud_options *options,
-			const char *user, json_object *reply)
+static int handle_reply(pam_handle_t *pamh, const struct pamcloud_options *o,
+			const char *user, json_object *reply,
+			uint64_t started_usec)
 {
 	json_object *parameters;
 	const char *error, *state;
@@ -244,37 +360,141 @@ static int handle_reply(pam_handle_t *pamh,
 	if (cloudapp_reply_parse(reply, &error, &parameters, &continues) < 0)
 		goto invalid;
 	if (error) {
-		log_error_reply(pamh, options, user, error, parameters);
-		return PAM_IGNORE;
+		log_error_reply(pamh, o, user, error, parameters);
+		return fail_with(pamh, o,
+				 cloudapp_human_message(
+					 error, cloudapp_json_string(parameters,
+								     "code")));
 	}
 	state = cloudapp_json_string(parameters, "state");
 	if (!state)
 		goto invalid;
-
+	if (continues) {
+		if (!o->quiet)
+			pam_info(pamh, "Starting your cloud app... %llu s",
+				 (unsigned long long)((cloudapp_now_usec() -
+						       started_usec) /
+						      1000000u));
+		return 1;
+	}
 	if (strcmp(state, "failed") == 0) {
 		pam_syslog(pamh, LOG_WARNING,
 			   "ticket task for user %s via %s is in state failed "
 			   "(EndUserId %s, TaskId %s)",
-			   user, options->socket_path,
+			   user, o->socket_path,
 			   member_or_dash(parameters, "end_user_id"),
 			   member_or_dash(parameters, "task_id"));
-		return PAM_IGNORE;
+		return fail_with(pamh, o,
+				 "Your cloud app could not be started. Please "
+				 "contact your administrator.");
 	}
-
-	if (options->debug)
+	if (o->wait && !o->quiet && strcmp(state, "ready") == 0)
+		pam_info(pamh, "Your cloud app is ready.");
+	if (o->debug)
 		pam_syslog(pamh, LOG_DEBUG,
-			   "started the ticket task for user %s: EndUserId "
-			   "%s, state %s, TaskId %s",
+			   "ticket task for user %s: EndUserId %s, state %s, "
+			   "TaskId %s",
 			   user, member_or_dash(parameters, "end_user_id"),
 			   state, member_or_dash(parameters, "task_id"));
 	return PAM_SUCCESS;
 
 invalid:
 	pam_syslog(pamh, LOG_ERR,
-		   "cannot start the ticket task for user %s via %s: "
-		   "invalid reply from cloudapp-ticketd",
-		   user, options->socket_path);
-	return PAM_IGNORE;
+		   "no ticket for user %s via %s: invalid reply from "
+		   "cloudapp-ticketd",
+		   user, o->socket_path);
+	return fail_with(pamh, o, CLOUDAPP_MESSAGE_UNREACHABLE);
+}
+
+/*
+ * Sends method for user and handles the replies, all within
+ * options->timeout_ms.  With wait, StartTicket replies when the ticket is
+ * ready, showing progress on the way.
+ */
+static int call_daemon(pam_handle_t *pamh, const struct pamcloud_options *o,
+		       const char *method, const char *user,
+		       const char *service, bool wait)
+{
+	uint64_t started_usec = cloudapp_now_usec();
+	struct cloudapp_client client;
+	json_object *parameters, *reply = NULL;
+	int r, status = PAM_SUCCESS;
+
+	if (o->debug)
+		pam_syslog(pamh, LOG_DEBUG, "sending %s for user %s to %s%s",
+			   method, user, o->socket_path,
+			   wait ? ", waiting for the ticket" : "");
+	r = cloudapp_client_connect(&client, o->socket_path, o->timeout_ms);
+	if (r < 0)
+		goto unreachable;
+	parameters = json_object_new_object();
+	if (!parameters) {
+		cloudapp_client_close(&client);
+		return PAM_IGNORE;
+	}
+	json_object_object_add(parameters, "user",
+			       json_object_new_string(user));
+	if (service)
+		json_object_object_add(parameters, "service",
+				       json_object_new_string(service));
+	if (wait)
+		json_object_object_add(parameters, "wait",
+				       json_object_new_boolean(true));
+	r = cloudapp_client_send(&client, method, parameters, wait);
+	while (r >= 0) {
+		r = cloudapp_client_receive(&client, &reply);
+		if (r < 0)
+			break;
+		status = handle_reply(pamh, o, user, reply, started_usec);
+		json_object_put(reply);
+		if (status != 1)
+			break;
+	}
+	cloudapp_client_close(&client);
+	if (r >= 0)
+		return status;
+
+unreachable:
+	/* %m rather than strerror(), which is not thread-safe, and the login
+	 * process may have threads.  The daemon being down or slow is
+	 * expected on some hosts, so this is a warning. */
+	errno = -r;
+	pam_syslog(pamh,
+		   r == -EBADMSG || r == -EMSGSIZE ? LOG_ERR : LOG_WARNING,
+		   "%s for user %s via %s failed: %m", method, user,
+		   o->socket_path);
+	return fail_with(pamh, o,
+			 r == -ETIMEDOUT ?
+				 "The cloud app did not start in time. "
+				 "Please try again." :
+				 CLOUDAPP_MESSAGE_UNREACHABLE);
+}
+
+/* Reads the options and the user; returns false when nothing is to do. */
+static bool prepare(pam_handle_t *pamh, int argc, const char **argv,
+		    struct pamcloud_options *options, const char **ret_user,
+		    const char **ret_service)
+{
+	parse_options(pamh, argc, argv, options);
+	if (!options->socket_path)
+		return false;
+	/* PAM_USER is set by now; pam_get_user() could prompt, which these
+	 * hooks must not do. */
+	*ret_user = get_string_item(pamh, PAM_USER);
+	if (!*ret_user) {
+		pam_syslog(pamh, LOG_WARNING, "PAM_USER is not set, ignoring");
+		return false;
+	}
+	/* The name is not logged: it may contain control characters. */
+	if (!cloudapp_user_name_valid(*ret_user)) {
+		pam_syslog(pamh, LOG_WARNING,
+			   "user name is not valid for cloudapp-ticketd "
+			   "(empty, too long, or contains '/' or a control "
+			   "character), ignoring");
+		return false;
+	}
+	*ret_service = get_string_item(pamh, PAM_SERVICE);
+	return applies(pamh, options, *ret_user, *ret_service);
 }
 
 int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
@@ -282,67 +502,54 @@ int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 {
 	struct pamcloud_options options;
 	const char *user, *service;
-	json_object *reply = NULL;
-	int r, status;
+	const void *started = NULL;
 
-	parse_options(pamh, argc, argv, &options);
-	if (!options.socket_path)
+	if (!prepare(pamh, argc, argv, &options, &user, &service))
 		return PAM_IGNORE;
-
-	/* PAM_USER is set by the time a session opens; pam_get_user() could
-	 * prompt, which a session module must not do. */
-	user = get_string_item(pamh, PAM_USER);
-	if (!user) {
-		pam_syslog(pamh, LOG_WARNING, "PAM_USER is not set, ignoring");
-		return PAM_IGNORE;
-	}
-	/* The name is not logged: it may contain control characters. */
-	if (!cloudapp_user_name_valid(user)) {
-		pam_syslog(pamh, LOG_WARNING,
-			   "user name is not valid for cloudapp-ticketd "
-			   "(empty, too long, or contains '/' or a control "
-			   "character), ignoring");
-		return PAM_IGNORE;
-	}
-	service = get_string_item(pamh, PAM_SERVICE);
-
-	if (options.debug)
-		pam_syslog(pamh, LOG_DEBUG,
-			   "sending StartTicket for user %s to %s, timeout "
-			   "%d ms",
-			   user, options.socket_path, options.timeout_ms);
-
-	r = request_start_ticket(&options, user, service, &reply);
-	if (r < 0) {
-		/* The daemon being down or slow is expected on some hosts,
-		 * so these are warnings; broken replies are errors. */
-		int priority =
-			r == -EBADMSG || r == -EMSGSIZE ? LOG_ERR : LOG_WARNING;
-
-		/* %m rather than strerror(), which is not thread-safe, and
-		 * the login process may have threads. */
-		errno = -r;
-		pam_syslog(pamh, priority,
-			   "cannot start the ticket task for user %s via %s: "
-			   "%m",
-			   user, options.socket_path);
-		return PAM_IGNORE;
-	}
-
-	status = handle_reply(pamh, &options, user, reply);
-	json_object_put(reply);
-	return status;
+	/* Started at authentication: the daemon already works on it. */
+	if (!options.wait &&
+	    pam_get_data(pamh, PAMCLOUD_STARTED_DATA, &started) ==
+		    PAM_SUCCESS &&
+	    started)
+		return PAM_SUCCESS;
+	return call_daemon(pamh, &options, CLOUDAPP_METHOD_START_TICKET, user,
+			   service, options.wait);
 }
 
+/* At logout, drops a ticket that nobody picked up. */
 int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 			 const char **argv)
 {
+	struct pamcloud_options options;
+	const char *user, *service;
+
+	if (!prepare(pamh, argc, argv, &options, &user, &service))
+		return PAM_IGNORE;
+	options.fail_closed = false;
+	options.quiet = true;
+	call_daemon(pamh, &options, CLOUDAPP_METHOD_DROP_TICKET, user, service,
+		    false);
 	return PAM_IGNORE;
 }
 
+/*
+ * In the auth stack after the password module, starts the ticket task as
+ * soon as the password was accepted, so the cloud app starts while the
+ * desktop does.  It never decides authentication.
+ */
 int pam_sm_authenticate(pam_handle_t *pamh, int flags, int argc,
 			const char **argv)
 {
+	struct pamcloud_options options;
+	const char *user, *service;
+
+	if (!prepare(pamh, argc, argv, &options, &user, &service))
+		return PAM_IGNORE;
+	options.fail_closed = false;
+	options.quiet = true;
+	if (call_daemon(pamh, &options, CLOUDAPP_METHOD_START_TICKET, user,
+			service, false) == PAM_SUCCESS)
+		pam_set_data(pamh, PAMCLOUD_STARTED_DATA, (void *)1, NULL);
 	return PAM_IGNORE;
 }
 

@@ -177,6 +177,15 @@ as_user() {
 		XDG_RUNTIME_DIR="$WORK/run-$user" "$@"
 }
 
+# Writes a PAM service file NAME from the lines on stdin, with
+# PAM_CLOUDAPP standing for the module's path.
+write_pam_stack() {
+	mkdir -p "$WORK/pam.d"
+	printf '%s\n' "auth required pam_deny.so" "account required pam_deny.so" \
+		"session required pam_deny.so" > "$WORK/pam.d/other"
+	sed "s|PAM_CLOUDAPP|$top_builddir/.libs/pam_cloudapp.so|" > "$WORK/pam.d/$1"
+}
+
 # Writes a PAM service file NAME whose session stack has pam_cloudapp.so.
 write_pam_service() {
 	local name=$1

@@ -1,0 +1,154 @@
+#!/bin/bash
+# pam_cloudapp.so in real PAM stacks (pam_wrapper and pamtester): the
+# task started at authentication, the services that never start one, the
+# root and min_uid rules, waiting with progress messages, fail=open and
+# fail=closed with the message the user sees, and close_session dropping
+# a ticket nobody picked up.
+set -u
+. "$(dirname "$0")/lib.sh"
+
+require_tools
+setup_work
+echo "root2:x:0:0::/root:/bin/sh" >> "$WORK/passwd"
+start_emulator 1
+
+SECRET=$WORK/access-key-secret
+cp "$WORK/emulator-secret" "$SECRET"
+chmod 0600 "$SECRET"
+SOCKET=$WORK/ticketd.sock
+write_config pam "$SECRET" < /dev/null
+start_daemon "$WORK/pam.conf" "$SOCKET"
+CTL=$top_builddir/cloudappctl
+
+passed=0
+failed=0
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok - $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $name"
+		failed=$((failed + 1))
+	fi
+}
+
+# Counts the tasks the daemon started for a user so far.
+tasks_started() {
+	grep -c "starting ticket task user=$1 " "$WORK/daemon.log"
+}
+
+auth_then_session_one_task() {
+	write_pam_stack lightdm <<STACK
+auth     required  pam_permit.so
+auth     optional  PAM_CLOUDAPP socket=$SOCKET
+account  required  pam_permit.so
+session  required  pam_permit.so
+session  optional  PAM_CLOUDAPP socket=$SOCKET
+STACK
+	local before
+	before=$(tasks_started alice)
+	pam_login lightdm alice authenticate open_session > "$WORK/auth.out" 2>&1 ||
+		{ cat "$WORK/auth.out"; return 1; }
+	# The same login opens the session twice, as some display managers do.
+	pam_login lightdm alice open_session > /dev/null 2>&1 || return 1
+	[ "$(tasks_started alice)" = $((before + 1)) ] &&
+		"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null
+}
+
+# su, sudo, cron, sshd and systemd-user never start a cloud call.
+excluded_services() {
+	local service before
+	before=$(grep -c "starting ticket task" "$WORK/daemon.log")
+	for service in su sudo cron sshd systemd-user; do
+		write_pam_service "$service" "socket=$SOCKET"
+		pam_login "$service" bob open_session > /dev/null 2>&1 || return 1
+	done
+	# services= replaces the default list.
+	write_pam_service kiosk2 "socket=$SOCKET services=lightdm,gdm-password"
+	pam_login kiosk2 bob open_session > /dev/null 2>&1 || return 1
+	[ "$(grep -c "starting ticket task" "$WORK/daemon.log")" = "$before" ]
+}
+
+root_and_min_uid() {
+	local before
+	before=$(grep -c "starting ticket task" "$WORK/daemon.log")
+	write_pam_service rootlogin "socket=$SOCKET ignore_root"
+	pam_login rootlogin root2 open_session > /dev/null 2>&1 || return 1
+	write_pam_service minuid "socket=$SOCKET min_uid=10002"
+	pam_login minuid alice open_session > /dev/null 2>&1 || return 1
+	[ "$(grep -c "starting ticket task" "$WORK/daemon.log")" = "$before" ]
+}
+
+# wait: the session opens once the ticket is ready, and the greeter
+# (pamtester's conversation) sees the progress.
+wait_with_progress() {
+	write_pam_service waitlogin "socket=$SOCKET wait timeout=20"
+	pam_login waitlogin bob open_session > "$WORK/wait.out" 2>&1 ||
+		{ cat "$WORK/wait.out"; return 1; }
+	cat "$WORK/wait.out"
+	grep -q "Starting your cloud app" "$WORK/wait.out" &&
+		grep -q "Your cloud app is ready" "$WORK/wait.out" &&
+		"$CTL" --socket "$SOCKET" status --json |
+		grep -q '"state": "ready"' &&
+		"$CTL" --socket "$SOCKET" -q ticket --user bob > /dev/null
+}
+
+# fail=closed needs the module "required" in the session stack: PAM
+# ignores the failure of an optional module when another one succeeds.
+required_stack() {
+	write_pam_stack "$1" <<STACK
+auth     required  pam_permit.so
+account  required  pam_permit.so
+session  required  pam_permit.so
+session  required  PAM_CLOUDAPP $2
+STACK
+}
+
+fail_closed_and_open() {
+	printf '{"carol_x": {"fail": "no_idle_instance"}}\n' \
+		> "$EMULATOR_STATE/faults.json"
+	required_stack closed "socket=$SOCKET wait fail=closed timeout=20"
+	if pam_login closed carol_x open_session > "$WORK/closed.out" 2>&1; then
+		rm -f "$EMULATOR_STATE/faults.json"
+		return 1
+	fi
+	required_stack open "socket=$SOCKET wait fail=open timeout=20"
+	pam_login open carol_x open_session > "$WORK/open.out" 2>&1
+	local open_status=$?
+	rm -f "$EMULATOR_STATE/faults.json"
+	cat "$WORK/closed.out"
+	grep -q "No cloud app instance is free right now" "$WORK/closed.out" &&
+		[ "$open_status" = 0 ]
+}
+
+fail_closed_daemon_down() {
+	required_stack down "socket=$WORK/absent.sock fail=closed timeout=1"
+	if pam_login down alice open_session > "$WORK/down.out" 2>&1; then
+		return 1
+	fi
+	grep -q "cloud app service is not running" "$WORK/down.out"
+}
+
+close_session_drops() {
+	write_pam_service dropper "socket=$SOCKET"
+	pam_login dropper dave_x open_session close_session \
+		> /dev/null 2>&1 || return 1
+	"$CTL" --socket "$SOCKET" status --json > "$WORK/drop.json"
+	! grep -q '"user": "dave_x"' "$WORK/drop.json" &&
+		grep -q "ticket task dropped on request" "$WORK/daemon.log"
+}
+
+echo "carol_x:x:10060:10060::/nonexistent:/bin/sh" >> "$WORK/passwd"
+echo "dave_x:x:10061:10061::/nonexistent:/bin/sh" >> "$WORK/passwd"
+check "auth and session start one task" auth_then_session_one_task
+check "su, sudo, cron, sshd excluded" excluded_services
+check "ignore_root and min_uid" root_and_min_uid
+check "wait shows progress" wait_with_progress
+check "fail=closed and fail=open" fail_closed_and_open
+check "fail=closed with daemon down" fail_closed_daemon_down
+check "close_session drops the ticket" close_session_drops
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
