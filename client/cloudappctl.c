@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "launch.h"
@@ -89,10 +90,13 @@ static void ctl_print_usage(FILE *out)
 		"  ticket [--json] [--user NAME]\n"
 		"      print the ticket of NAME (default: you); with --json,\n"
 		"      the daemon's whole reply with every response field\n"
-		"  launch [--user NAME] [-- COMMAND [ARG...]]\n"
+		"  launch [--user NAME] [--on-exit POLICY]\n"
+		"         [--max-relaunches N] [-- COMMAND [ARG...]]\n"
 		"      write the ticket to a file in $XDG_RUNTIME_DIR, run\n"
 		"      COMMAND (default: client_command of cloudapp.conf)\n"
-		"      on it, then remove the file\n"
+		"      on it, then remove the file; when the client ends,\n"
+		"      POLICY none (default), relaunch (with a new ticket,\n"
+		"      at most N times, default 5) or end-session\n"
 		"  status [--json]\n"
 		"      show the daemon's ticket tasks\n"
 		"  resolve [--json] [NAME]\n"
@@ -154,16 +158,66 @@ static int ctl_option_error(int c, char **argv)
  * allow_command is set, a command after them.  Returns -1 to go on, or an
  * exit status.
  */
+/* What "launch" does when the client exits. */
+enum ctl_on_exit {
+	CTL_ON_EXIT_NONE,
+	CTL_ON_EXIT_RELAUNCH,	 /* start it again with a new ticket */
+	CTL_ON_EXIT_END_SESSION, /* loginctl terminate-session */
+};
+
+struct ctl_launch_options {
+	enum ctl_on_exit on_exit;
+	unsigned max_relaunches;
+};
+
+/* The most relaunches by default, and the longest wait between two. */
+#define CTL_MAX_RELAUNCHES_DEFAULT 5
+#define CTL_RELAUNCH_DELAY_MAX_SEC 30
+
+static int ctl_parse_launch_option(int c, const char *value,
+				   struct ctl_launch_options *launch)
+{
+	char *end;
+	unsigned long n;
+
+	if (c == 'e') {
+		if (strcmp(value, "none") == 0)
+			launch->on_exit = CTL_ON_EXIT_NONE;
+		else if (strcmp(value, "relaunch") == 0)
+			launch->on_exit = CTL_ON_EXIT_RELAUNCH;
+		else if (strcmp(value, "end-session") == 0)
+			launch->on_exit = CTL_ON_EXIT_END_SESSION;
+		else {
+			ctl_log("invalid --on-exit \"%s\": expected none, "
+				"relaunch or end-session",
+				value);
+			return CTL_EXIT_USAGE;
+		}
+		return -1;
+	}
+	n = strtoul(value, &end, 10);
+	if (!*value || *end || n > 1000) {
+		ctl_log("invalid --max-relaunches \"%s\": expected 0 to 1000",
+			value);
+		return CTL_EXIT_USAGE;
+	}
+	launch->max_relaunches = (unsigned)n;
+	return -1;
+}
+
 static int ctl_parse_user_option(int argc, char **argv, bool allow_command,
-				 const char **ret_user, bool *ret_json)
+				 const char **ret_user, bool *ret_json,
+				 struct ctl_launch_options *launch)
 {
 	static const struct option long_options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "max-relaunches", required_argument, NULL, 'm' },
+		{ "on-exit", required_argument, NULL, 'e' },
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c;
+	int c, status;
 
 	*ret_user = NULL;
 	if (ret_json)
@@ -177,6 +231,17 @@ static int ctl_parse_user_option(int argc, char **argv, bool allow_command,
 			return CTL_EXIT_OK;
 		case 'u':
 			*ret_user = optarg;
+			break;
+		case 'e':
+		case 'm':
+			if (!launch) {
+				ctl_log("--on-exit and --max-relaunches are "
+					"options of launch only");
+				return CTL_EXIT_USAGE;
+			}
+			status = ctl_parse_launch_option(c, optarg, launch);
+			if (status >= 0)
+				return status;
 			break;
 		case 'j':
 			/* Only "ticket" takes --json. */
@@ -519,7 +584,8 @@ static int ctl_run_ticket(const struct ctl_options *options, int argc,
 	char *user;
 	int status, r;
 
-	status = ctl_parse_user_option(argc, argv, false, &requested, &json);
+	status = ctl_parse_user_option(argc, argv, false, &requested, &json,
+				       NULL);
 	if (status >= 0)
 		return status;
 	status = ctl_resolve_user(requested, &user);
@@ -561,16 +627,50 @@ out:
 	return status;
 }
 
+/*
+ * Ends the login session after the client ended, for kiosks that should
+ * show nothing but the app: runs "loginctl terminate-session" for
+ * $XDG_SESSION_ID.
+ */
+static void ctl_end_session(int client_status)
+{
+	const char *session = getenv("XDG_SESSION_ID");
+	pid_t pid;
+	int wait_status;
+
+	if (!session || !*session) {
+		ctl_log("XDG_SESSION_ID is not set, so the session cannot be "
+			"ended; is this a logind session?");
+		return;
+	}
+	ctl_log("the client ended with status %d; ending session %s",
+		client_status, session);
+	pid = fork();
+	if (pid == 0) {
+		execlp("loginctl", "loginctl", "terminate-session", session,
+		       (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &wait_status, 0) < 0 ||
+	    !WIFEXITED(wait_status) || WEXITSTATUS(wait_status) != 0)
+		ctl_log("loginctl terminate-session %s failed", session);
+}
+
 static int ctl_run_launch(const struct ctl_options *options, int argc,
 			  char **argv)
 {
+	struct ctl_launch_options launch = {
+		.on_exit = CTL_ON_EXIT_NONE,
+		.max_relaunches = CTL_MAX_RELAUNCHES_DEFAULT,
+	};
 	json_object *reply, *parameters;
 	struct launch_plan plan;
 	const char *requested;
 	char *user;
 	int status;
 
-	status = ctl_parse_user_option(argc, argv, true, &requested, NULL);
+	status = ctl_parse_user_option(argc, argv, true, &requested, NULL,
+				       &launch);
 	if (status >= 0)
 		return status;
 	status = ctl_resolve_user(requested, &user);
@@ -584,10 +684,36 @@ static int ctl_run_launch(const struct ctl_options *options, int argc,
 	if (status != CTL_EXIT_OK)
 		goto out;
 
-	status = ctl_get_ticket(options, user, &reply, &parameters);
-	if (status == CTL_EXIT_OK) {
-		status = launch_run(&plan, parameters, user);
-		json_object_put(reply);
+	for (unsigned attempt = 0;; attempt++) {
+		unsigned delay;
+
+		status = ctl_get_ticket(options, user, &reply, &parameters);
+		if (status == CTL_EXIT_OK) {
+			status = launch_run(&plan, parameters, user);
+			json_object_put(reply);
+		}
+		if (launch.on_exit == CTL_ON_EXIT_END_SESSION) {
+			ctl_end_session(status);
+			break;
+		}
+		/* A client stopped by a signal passed on from cloudappctl
+		 * was stopped on purpose. */
+		if (launch.on_exit != CTL_ON_EXIT_RELAUNCH ||
+		    launch_stopped_by_request())
+			break;
+		if (attempt >= launch.max_relaunches) {
+			ctl_log("the client ended %u times; not starting it "
+				"again (--max-relaunches)",
+				attempt + 1);
+			break;
+		}
+		delay = attempt < 5 ? 1u << attempt : CTL_RELAUNCH_DELAY_MAX_SEC;
+		if (delay > CTL_RELAUNCH_DELAY_MAX_SEC)
+			delay = CTL_RELAUNCH_DELAY_MAX_SEC;
+		ctl_log("the client ended with status %d; starting it again "
+			"with a new ticket in %u s",
+			status, delay);
+		sleep(delay);
 	}
 
 out:

@@ -45,6 +45,14 @@ static const int launch_forwarded_signals[] = {
 /* The client's pid while cloudappctl waits for it, for the signal handler. */
 static volatile sig_atomic_t launch_child_pid;
 
+/* Set when cloudappctl itself got a terminating signal. */
+static volatile sig_atomic_t launch_signal_received;
+
+bool launch_stopped_by_request(void)
+{
+	return launch_signal_received != 0;
+}
+
 /* Values for expanding placeholders; parameters is NULL for a dry run. */
 struct launch_values {
 	json_object *parameters;
@@ -439,6 +447,7 @@ static void forward_signal(int signal_number, siginfo_t *info, void *context)
 {
 	int saved_errno = errno;
 
+	launch_signal_received = 1;
 	if (info->si_code != SI_KERNEL && launch_child_pid > 0)
 		kill((pid_t)launch_child_pid, signal_number);
 	errno = saved_errno;

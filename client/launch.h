@@ -66,4 +66,8 @@ void launch_plan_done(struct launch_plan *plan);
 int launch_run(struct launch_plan *plan, json_object *parameters,
 	       const char *user);
 
+/* True when the last client ended by a signal cloudappctl passed on to
+ * it, that is, on purpose. */
+bool launch_stopped_by_request(void);
+
 #endif

@@ -42,6 +42,7 @@ all_parts_installed() {
 	local name
 	for name in cloudapp-ticketd cloudappctl pam_cloudapp.so \
 		cloudapp-ticketd.socket cloudapp-ticketd.service \
+		cloudapp-session.service cloudapp-session.desktop \
 		cloudapp.conf.example cloudapp-ticketd.8 pam_cloudapp.8 \
 		cloudappctl.1 cloudapp.conf.5; do
 		installed "$name" > /dev/null || return 1

@@ -140,6 +140,33 @@ close_session_drops() {
 		grep -q "ticket task dropped on request" "$WORK/daemon.log"
 }
 
+# launch --on-exit=relaunch starts the client again with a new ticket,
+# up to --max-relaunches, and gives up with the client's status.
+relaunch_policy() {
+	local client=$WORK/exiting-client.sh
+	printf '#!/bin/sh\necho run >> %s\nexit 3\n' "$WORK/out/relaunch.count" \
+		> "$client"
+	chmod 0755 "$client"
+	as_user alice "$CTL" --socket "$SOCKET" launch --on-exit=relaunch \
+		--max-relaunches=2 -- "$client" > /dev/null 2> "$WORK/relaunch.err"
+	local status=$?
+	cat "$WORK/relaunch.err"
+	[ "$status" = 3 ] && [ "$(wc -l < "$WORK/out/relaunch.count")" = 3 ] &&
+		grep -q "starting it again with a new ticket" "$WORK/relaunch.err"
+}
+
+# --on-exit=end-session ends the logind session when the client ends.
+end_session_policy() {
+	mkdir -p "$WORK/fakebin"
+	printf '#!/bin/sh\necho "$@" > %s\n' "$WORK/out/loginctl.args" \
+		> "$WORK/fakebin/loginctl"
+	chmod 0755 "$WORK/fakebin/loginctl"
+	as_user alice env PATH="$WORK/fakebin:$PATH" XDG_SESSION_ID=c42 \
+		"$CTL" --socket "$SOCKET" -q launch --on-exit=end-session \
+		-- /bin/true > /dev/null 2>&1 || return 1
+	grep -qx "terminate-session c42" "$WORK/out/loginctl.args"
+}
+
 echo "carol_x:x:10060:10060::/nonexistent:/bin/sh" >> "$WORK/passwd"
 echo "dave_x:x:10061:10061::/nonexistent:/bin/sh" >> "$WORK/passwd"
 check "auth and session start one task" auth_then_session_one_task
@@ -149,6 +176,8 @@ check "wait shows progress" wait_with_progress
 check "fail=closed and fail=open" fail_closed_and_open
 check "fail=closed with daemon down" fail_closed_daemon_down
 check "close_session drops the ticket" close_session_drops
+check "launch relaunches the client" relaunch_policy
+check "launch ends the session" end_session_policy
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
