@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "launch.h"
+#include "messages.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -374,6 +375,10 @@ static void ctl_print_error_reply(const char *what, const char *error,
 	if (used > 0 && used < sizeof(details) - 1)
 		strcat(details, ")");
 	ctl_log("%s: %s%s", what, message, details);
+	/* The short message for the person at the screen, on its own
+	 * line, as the greeter shows it. */
+	ctl_log("%s",
+		cloudapp_human_message(error, ctl_json_text(parameters, "code")));
 }
 
 /*

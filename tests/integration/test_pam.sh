@@ -167,6 +167,49 @@ end_session_policy() {
 	grep -qx "terminate-session c42" "$WORK/out/loginctl.args"
 }
 
+# Each failure class a user can hit has its short message, at the
+# greeter (fail=closed) and from cloudappctl.
+human_messages() {
+	local fault expected status=0
+	while IFS='|' read -r fault expected; do
+		printf '{"carol_x": {"fail": "%s"}}\n' "$fault" \
+			> "$EMULATOR_STATE/faults.json"
+		required_stack human "socket=$SOCKET wait fail=closed timeout=20"
+		pam_login human carol_x open_session > "$WORK/human.out" 2>&1
+		"$CTL" --socket "$SOCKET" -q ticket --user carol_x \
+			> /dev/null 2> "$WORK/human-ctl.err"
+		if ! grep -q "$expected" "$WORK/human.out" ||
+			! grep -q "$expected" "$WORK/human-ctl.err"; then
+			echo "fault $fault: expected \"$expected\""
+			cat "$WORK/human.out" "$WORK/human-ctl.err"
+			status=1
+		fi
+	done <<'CASES'
+no_idle_instance|No cloud app instance is free right now
+forbidden|not set up for this cloud app
+task|could not be started
+CASES
+	rm -f "$EMULATOR_STATE/faults.json"
+	# Credentials rejected, and the cloud unreachable: daemons of their
+	# own.
+	printf 'wrong-secret\n' > "$WORK/wrong-secret"
+	chmod 0600 "$WORK/wrong-secret"
+	write_config wrongkey "$WORK/wrong-secret" < /dev/null
+	start_daemon "$WORK/wrongkey.conf" "$WORK/wrongkey.sock"
+	"$CTL" --socket "$WORK/wrongkey.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/wrongkey.err"
+	grep -q "credentials were rejected" "$WORK/wrongkey.err" || status=1
+	write_config unreachable "$SECRET" < /dev/null
+	sed -i -e 's|^endpoint = .*|endpoint = "https://127.0.0.1:1";|' \
+		-e 's|^ticket_timeout = .*|ticket_timeout = 3;|' \
+		"$WORK/unreachable.conf"
+	start_daemon "$WORK/unreachable.conf" "$WORK/unreachable.sock"
+	"$CTL" --socket "$WORK/unreachable.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/unreachable.err"
+	grep -q "cannot be reached" "$WORK/unreachable.err" || status=1
+	return $status
+}
+
 echo "carol_x:x:10060:10060::/nonexistent:/bin/sh" >> "$WORK/passwd"
 echo "dave_x:x:10061:10061::/nonexistent:/bin/sh" >> "$WORK/passwd"
 check "auth and session start one task" auth_then_session_one_task
@@ -178,6 +221,7 @@ check "fail=closed with daemon down" fail_closed_daemon_down
 check "close_session drops the ticket" close_session_drops
 check "launch relaunches the client" relaunch_policy
 check "launch ends the session" end_session_policy
+check "human message per failure" human_messages
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
