@@ -662,9 +662,44 @@ static bool connection_start_reply(struct connection *c, struct task *task,
 	return true;
 }
 
+/*
+ * Returns the profile a StartTicket call names with "profile", as the PAM
+ * module's profile= option does, or NULL when it names none.  Only root
+ * may name one.  On an error returns NULL after sending it (*ret_alive
+ * says whether c is still there).
+ */
+static const struct ticket_profile *
+connection_named_profile(struct connection *c, json_object *parameters,
+			 bool *ret_alive)
+{
+	const struct daemon_config *config = c->server->config;
+	const char *name = cloudapp_json_string(parameters, "profile");
+
+	*ret_alive = true;
+	if (!name)
+		return NULL;
+	if (c->peer.uid != 0) {
+		*ret_alive = connection_error(
+			c, CLOUDAPP_ERROR_PERMISSION_DENIED, NULL,
+			"only root may choose the profile");
+		return NULL;
+	}
+	if (strcmp(name, config->defaults.name) == 0)
+		return &config->defaults;
+	for (size_t i = 0; i < config->n_profiles; i++)
+		if (strcmp(name, config->profiles[i].name) == 0)
+			return &config->profiles[i];
+	*ret_alive = connection_error(c, CLOUDAPP_ERROR_INVALID_PARAMETER, NULL,
+				      "no profile named \"%s\"; see profiles "
+				      "in cloudapp.conf(5)",
+				      name);
+	return NULL;
+}
+
 static bool connection_start_ticket(struct connection *c,
 				    json_object *parameters)
 {
+	const struct ticket_profile *profile;
 	const char *user;
 	char *end_user_id;
 	struct task *task = NULL;
@@ -684,11 +719,20 @@ static bool connection_start_ticket(struct connection *c,
 		free(end_user_id);
 		return alive;
 	}
-	r = task_start(c->server->registry, user, end_user_id,
-		       connection_match_profile(
-			       c, user,
-			       cloudapp_json_string(parameters, "service")),
-		       &task, &started);
+	profile = connection_named_profile(c, parameters, &alive);
+	if (!profile && !alive) {
+		free(end_user_id);
+		return false;
+	}
+	if (!profile && cloudapp_json_string(parameters, "profile")) {
+		free(end_user_id);
+		return true;
+	}
+	if (!profile)
+		profile = connection_match_profile(
+			c, user, cloudapp_json_string(parameters, "service"));
+	r = task_start(c->server->registry, user, end_user_id, profile, &task,
+		       &started);
 	free(end_user_id);
 	if (r < 0)
 		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,

@@ -49,6 +49,7 @@ struct pamcloud_options {
 	bool fail_closed; /* fail the session when no ticket can be had */
 	bool ignore_root;
 	long min_uid;	      /* -1: no limit */
+	const char *profile;  /* a profile of cloudapp.conf to use, or NULL */
 	const char *services; /* comma-separated, or NULL for the default */
 };
 
@@ -169,6 +170,16 @@ static void apply_min_uid(pam_handle_t *pamh, struct pamcloud_options *options,
 	options->min_uid = uid;
 }
 
+static void apply_profile(pam_handle_t *pamh, struct pamcloud_options *options,
+			  const char *value)
+{
+	if (!value || !*value) {
+		warn_bad_value(pamh, "profile", value, "a profile name");
+		return;
+	}
+	options->profile = value;
+}
+
 static void apply_services(pam_handle_t *pamh,
 			   struct pamcloud_options *options, const char *value)
 {
@@ -184,7 +195,8 @@ static void apply_services(pam_handle_t *pamh,
 static const struct option_entry option_table[] = {
 	{ "debug", apply_debug },	    { "fail", apply_fail },
 	{ "ignore_root", apply_ignore_root }, { "min_uid", apply_min_uid },
-	{ "quiet", apply_quiet },	    { "services", apply_services },
+	{ "profile", apply_profile },	    { "quiet", apply_quiet },
+	{ "services", apply_services },
 	{ "socket", apply_socket },	    { "timeout", apply_timeout },
 	{ "wait", apply_wait },
 };
@@ -440,6 +452,9 @@ static int call_daemon(pam_handle_t *pamh, const struct pamcloud_options *o,
 	if (wait)
 		json_object_object_add(parameters, "wait",
 				       json_object_new_boolean(true));
+	if (o->profile && strcmp(method, CLOUDAPP_METHOD_START_TICKET) == 0)
+		json_object_object_add(parameters, "profile",
+				       json_object_new_string(o->profile));
 	r = cloudapp_client_send(&client, method, parameters, wait);
 	while (r >= 0) {
 		r = cloudapp_client_receive(&client, &reply);

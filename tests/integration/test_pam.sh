@@ -210,6 +210,25 @@ CASES
 	return $status
 }
 
+# profile= on the PAM line picks a profile of the configuration.
+profile_option() {
+	write_config profiled "$SECRET" <<'CONF'
+profiles = ( { name = "special"; users = ["nobody_matches"];
+               app_version = "9.9.9"; } );
+CONF
+	start_daemon "$WORK/profiled.conf" "$WORK/profiled.sock"
+	write_pam_service withprofile "socket=$WORK/profiled.sock profile=special"
+	pam_login withprofile dave_x open_session > /dev/null 2>&1 || return 1
+	"$CTL" --socket "$WORK/profiled.sock" -q ticket --user dave_x \
+		> /dev/null || return 1
+	grep '"end_user_id": "dave_x"' "$EMULATOR_STATE/requests.jsonl" |
+		grep -q '"AppVersion": "9.9.9"' || return 1
+	# An unknown name is logged, and the login goes on (fail=open).
+	write_pam_service badprofile "socket=$WORK/profiled.sock profile=nosuch"
+	pam_login badprofile dave_x open_session > "$WORK/badprofile.out" 2>&1 &&
+		grep -q 'no profile named' "$WORK/badprofile.out"
+}
+
 echo "carol_x:x:10060:10060::/nonexistent:/bin/sh" >> "$WORK/passwd"
 echo "dave_x:x:10061:10061::/nonexistent:/bin/sh" >> "$WORK/passwd"
 check "auth and session start one task" auth_then_session_one_task
@@ -222,6 +241,7 @@ check "close_session drops the ticket" close_session_drops
 check "launch relaunches the client" relaunch_policy
 check "launch ends the session" end_session_policy
 check "human message per failure" human_messages
+check "profile= picks a profile" profile_option
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
