@@ -13,11 +13,16 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 #include <security/pam_ext.h>
@@ -30,6 +35,12 @@
 
 #define PAMCLOUD_TIMEOUT_DEFAULT_MS 2000
 #define PAMCLOUD_TIMEOUT_MAX_MS 60000
+
+/* Folder of the per-user ticket folders of the ticket_file option; not
+ * /run/user/UID, which pam_systemd may not have mounted yet. */
+#define PAMCLOUD_TICKET_DIR "/run/cloudapp/users"
+#define PAMCLOUD_TICKET_NAME "ticket"
+#define PAMCLOUD_TICKET_ENV "CLOUDAPP_TICKET_FILE"
 
 /* PAM data name that marks a task started at authentication. */
 #define PAMCLOUD_STARTED_DATA "pam_cloudapp_started"
@@ -50,6 +61,8 @@ struct pamcloud_options {
 	bool ignore_root;
 	long min_uid;	      /* -1: no limit */
 	const char *profile;  /* a profile of cloudapp.conf to use, or NULL */
+	bool ticket_file;     /* write the ticket to a file for the session */
+	const char *ticket_dir; /* where, PAMCLOUD_TICKET_DIR by default */
 	const char *services; /* comma-separated, or NULL for the default */
 };
 
@@ -180,6 +193,24 @@ static void apply_profile(pam_handle_t *pamh, struct pamcloud_options *options,
 	options->profile = value;
 }
 
+static void apply_ticket_file(pam_handle_t *pamh,
+			      struct pamcloud_options *options,
+			      const char *value)
+{
+	apply_flag(pamh, "ticket_file", value, &options->ticket_file);
+}
+
+static void apply_ticket_dir(pam_handle_t *pamh,
+			     struct pamcloud_options *options,
+			     const char *value)
+{
+	if (!value || value[0] != '/') {
+		warn_bad_value(pamh, "ticket_dir", value, "an absolute path");
+		return;
+	}
+	options->ticket_dir = value;
+}
+
 static void apply_services(pam_handle_t *pamh,
 			   struct pamcloud_options *options, const char *value)
 {
@@ -197,7 +228,8 @@ static const struct option_entry option_table[] = {
 	{ "ignore_root", apply_ignore_root }, { "min_uid", apply_min_uid },
 	{ "profile", apply_profile },	    { "quiet", apply_quiet },
 	{ "services", apply_services },
-	{ "socket", apply_socket },	    { "timeout", apply_timeout },
+	{ "socket", apply_socket },	    { "ticket_dir", apply_ticket_dir },
+	{ "ticket_file", apply_ticket_file }, { "timeout", apply_timeout },
 	{ "wait", apply_wait },
 };
 
@@ -225,6 +257,7 @@ static void parse_options(pam_handle_t *pamh, int argc, const char **argv,
 	options->socket_path = CLOUDAPP_SOCKET_PATH;
 	options->timeout_ms = PAMCLOUD_TIMEOUT_DEFAULT_MS;
 	options->min_uid = -1;
+	options->ticket_dir = PAMCLOUD_TICKET_DIR;
 
 	for (int i = 0; i < argc; i++) {
 		const char *equals = strchr(argv[i], '=');
@@ -512,23 +545,167 @@ static bool prepare(pam_handle_t *pamh, int argc, const char **argv,
 	return applies(pamh, options, *ret_user, *ret_service);
 }
 
+/*
+ * Opens the user's ticket folder DIR/UID, creating it 0700 and owned by
+ * the user.  An existing one must be a real folder with exactly that
+ * owner and mode, so that a user cannot point root's write elsewhere.
+ * Returns a descriptor, or -1 after logging why.
+ */
+static int open_ticket_folder(pam_handle_t *pamh, const char *dir,
+			      const struct passwd *pw)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		goto fail_dir;
+	snprintf(path, sizeof(path), "%s/%lu", dir, (unsigned long)pw->pw_uid);
+	if (mkdir(path, 0700) == 0 &&
+	    chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		goto fail;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	if (fstat(fd, &st) < 0 || st.st_uid != pw->pw_uid ||
+	    (st.st_mode & 07777) != 0700) {
+		close(fd);
+		pam_syslog(pamh, LOG_ERR,
+			   "%s is not a folder of uid %lu with mode 0700, "
+			   "not writing the ticket there",
+			   path, (unsigned long)pw->pw_uid);
+		return -1;
+	}
+	return fd;
+
+fail_dir:
+	snprintf(path, sizeof(path), "%s", dir);
+fail:
+	pam_syslog(pamh, LOG_ERR, "cannot create the ticket folder %s: %m",
+		   path);
+	return -1;
+}
+
+/*
+ * Fetches the ticket, writes it to DIR/UID/ticket (0600, owned by the
+ * user) and exports its path as CLOUDAPP_TICKET_FILE, for clients that
+ * read a file.  Returns PAM_SUCCESS, or the fail policy's status.
+ */
+static int write_ticket_file(pam_handle_t *pamh,
+			     const struct pamcloud_options *o,
+			     const char *user)
+{
+	const struct passwd *pw = pam_modutil_getpwnam(pamh, user);
+	struct cloudapp_client client;
+	json_object *parameters, *reply = NULL, *result;
+	const char *error, *ticket;
+	char path[PATH_MAX], env[PATH_MAX + 32];
+	bool continues;
+	int dir_fd, fd, r;
+
+	if (!pw)
+		return fail_with(pamh, o, CLOUDAPP_MESSAGE_UNREACHABLE);
+	r = cloudapp_client_connect(&client, o->socket_path, o->timeout_ms);
+	parameters = json_object_new_object();
+	json_object_object_add(parameters, "user",
+			       json_object_new_string(user));
+	if (r == 0)
+		r = cloudapp_client_send(&client, CLOUDAPP_METHOD_GET_TICKET,
+					 parameters, false);
+	else
+		json_object_put(parameters);
+	if (r == 0)
+		r = cloudapp_client_receive(&client, &reply);
+	cloudapp_client_close(&client);
+	if (r < 0 ||
+	    cloudapp_reply_parse(reply, &error, &result, &continues) < 0 ||
+	    error || !(ticket = cloudapp_json_string(result, "ticket"))) {
+		pam_syslog(pamh, LOG_ERR, "cannot get the ticket of user %s "
+					  "for ticket_file",
+			   user);
+		json_object_put(reply);
+		return fail_with(pamh, o,
+				 "Your cloud app could not be started. Please "
+				 "contact your administrator.");
+	}
+
+	dir_fd = open_ticket_folder(pamh, o->ticket_dir, pw);
+	fd = dir_fd < 0 ? -1 :
+			  openat(dir_fd, PAMCLOUD_TICKET_NAME,
+				 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+					 O_CLOEXEC,
+				 0600);
+	r = fd < 0 ? -1 : 0;
+	if (r == 0 && (fchown(fd, pw->pw_uid, pw->pw_gid) < 0 ||
+		       fchmod(fd, 0600) < 0 ||
+		       write(fd, ticket, strlen(ticket)) !=
+			       (ssize_t)strlen(ticket)))
+		r = -1;
+	cloudapp_wipe((char *)ticket, strlen(ticket));
+	json_object_put(reply);
+	if (fd >= 0)
+		close(fd);
+	if (dir_fd >= 0)
+		close(dir_fd);
+	snprintf(path, sizeof(path), "%s/%lu/%s", o->ticket_dir,
+		 (unsigned long)pw->pw_uid, PAMCLOUD_TICKET_NAME);
+	if (r < 0) {
+		pam_syslog(pamh, LOG_ERR, "cannot write the ticket file %s: %m",
+			   path);
+		return fail_with(pamh, o,
+				 "Your cloud app could not be started. Please "
+				 "contact your administrator.");
+	}
+	snprintf(env, sizeof(env), "%s=%s", PAMCLOUD_TICKET_ENV, path);
+	pam_putenv(pamh, env);
+	return PAM_SUCCESS;
+}
+
 int pam_sm_open_session(pam_handle_t *pamh, int flags, int argc,
 			const char **argv)
 {
 	struct pamcloud_options options;
 	const char *user, *service;
 	const void *started = NULL;
+	int status;
 
 	if (!prepare(pamh, argc, argv, &options, &user, &service))
 		return PAM_IGNORE;
+	/* A ticket file needs the ticket, so it waits for it. */
+	if (options.ticket_file)
+		options.wait = true;
 	/* Started at authentication: the daemon already works on it. */
 	if (!options.wait &&
 	    pam_get_data(pamh, PAMCLOUD_STARTED_DATA, &started) ==
 		    PAM_SUCCESS &&
 	    started)
 		return PAM_SUCCESS;
-	return call_daemon(pamh, &options, CLOUDAPP_METHOD_START_TICKET, user,
-			   service, options.wait);
+	status = call_daemon(pamh, &options, CLOUDAPP_METHOD_START_TICKET,
+			     user, service, options.wait);
+	if (status != PAM_SUCCESS || !options.ticket_file)
+		return status;
+	return write_ticket_file(pamh, &options, user);
+}
+
+/* Removes the ticket file and its folder at logout. */
+static void remove_ticket_file(pam_handle_t *pamh,
+			       const struct pamcloud_options *o,
+			       const char *user)
+{
+	const struct passwd *pw = pam_modutil_getpwnam(pamh, user);
+	char path[PATH_MAX];
+	int dir_fd;
+
+	if (!pw)
+		return;
+	snprintf(path, sizeof(path), "%s/%lu", o->ticket_dir,
+		 (unsigned long)pw->pw_uid);
+	dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dir_fd < 0)
+		return;
+	unlinkat(dir_fd, PAMCLOUD_TICKET_NAME, 0);
+	close(dir_fd);
+	rmdir(path);
 }
 
 /* At logout, drops a ticket that nobody picked up. */
@@ -544,6 +721,8 @@ int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 	options.quiet = true;
 	call_daemon(pamh, &options, CLOUDAPP_METHOD_DROP_TICKET, user, service,
 		    false);
+	if (options.ticket_file)
+		remove_ticket_file(pamh, &options, user);
 	return PAM_IGNORE;
 }
 

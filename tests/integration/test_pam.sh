@@ -229,6 +229,40 @@ CONF
 		grep -q 'no profile named' "$WORK/badprofile.out"
 }
 
+# ticket_file writes the ticket to DIR/UID/ticket for the user, exports
+# its path, and removes it at close_session.
+ticket_file_option() {
+	local dir=$WORK/ticket-files file
+	write_pam_service tfile \
+		"socket=$SOCKET ticket_file ticket_dir=$dir timeout=20"
+	# NOTE: pamtester does not show the PAM environment, so the export
+	# of CLOUDAPP_TICKET_FILE is not checked here.
+	pam_login tfile alice open_session > "$WORK/tfile.out" 2>&1 ||
+		{ cat "$WORK/tfile.out"; return 1; }
+	file=$dir/$TEST_ALICE_UID/ticket
+	[ -f "$file" ] || { echo "no ticket file"; return 1; }
+	[ "$(stat -c '%a %u' "$dir/$TEST_ALICE_UID")" = "700 $TEST_ALICE_UID" ] ||
+		return 1
+	[ "$(stat -c '%a %u' "$file")" = "600 $TEST_ALICE_UID" ] || return 1
+	[ "$(cat "$file")" = "$(cat "$EMULATOR_STATE/tickets/alice")" ] ||
+		return 1
+	pam_login tfile alice close_session > /dev/null 2>&1
+	[ ! -e "$file" ] && [ ! -e "$dir/$TEST_ALICE_UID" ]
+}
+
+# A ticket folder that is a symbolic link is not written through.
+ticket_file_symlink_refused() {
+	local dir=$WORK/ticket-files2
+	mkdir -p "$dir" "$WORK/elsewhere"
+	ln -s "$WORK/elsewhere" "$dir/$TEST_BOB_UID"
+	required_stack tfile2 \
+		"socket=$SOCKET ticket_file ticket_dir=$dir timeout=20 fail=closed"
+	if pam_login tfile2 bob open_session > /dev/null 2>&1; then
+		return 1
+	fi
+	[ ! -e "$WORK/elsewhere/ticket" ]
+}
+
 echo "carol_x:x:10060:10060::/nonexistent:/bin/sh" >> "$WORK/passwd"
 echo "dave_x:x:10061:10061::/nonexistent:/bin/sh" >> "$WORK/passwd"
 check "auth and session start one task" auth_then_session_one_task
@@ -242,6 +276,8 @@ check "launch relaunches the client" relaunch_policy
 check "launch ends the session" end_session_policy
 check "human message per failure" human_messages
 check "profile= picks a profile" profile_option
+check "ticket_file written and removed" ticket_file_option
+check "ticket_file refuses a symlink" ticket_file_symlink_refused
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
