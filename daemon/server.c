@@ -700,7 +700,7 @@ static bool connection_start_ticket(struct connection *c,
 				    json_object *parameters)
 {
 	const struct ticket_profile *profile;
-	const char *user;
+	const char *user, *app_id;
 	char *end_user_id;
 	struct task *task = NULL;
 	bool started, alive;
@@ -731,8 +731,33 @@ static bool connection_start_ticket(struct connection *c,
 	if (!profile)
 		profile = connection_match_profile(
 			c, user, cloudapp_json_string(parameters, "service"));
-	r = task_start(c->server->registry, user, end_user_id, profile, &task,
-		       &started);
+	app_id = cloudapp_json_string(parameters, "app_id");
+	if (app_id) {
+		struct ticket_profile *own;
+
+		if (c->peer.uid != 0) {
+			free(end_user_id);
+			return connection_error(
+				c, CLOUDAPP_ERROR_PERMISSION_DENIED, NULL,
+				"only root may choose the AppId");
+		}
+		own = calloc(1, sizeof(*own));
+		if (!own || !(own->name = strdup(profile->name)) ||
+		    !(own->app_id = strdup(app_id)) ||
+		    profile_inherit(own, profile) < 0) {
+			if (own)
+				profile_clear(own);
+			free(own);
+			free(end_user_id);
+			return connection_error(c, CLOUDAPP_ERROR_INTERNAL,
+						NULL, "out of memory");
+		}
+		r = task_start_owned(c->server->registry, user, end_user_id,
+				     own, &task, &started);
+	} else {
+		r = task_start(c->server->registry, user, end_user_id,
+			       profile, &task, &started);
+	}
 	free(end_user_id);
 	if (r < 0)
 		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,

@@ -61,6 +61,7 @@ struct task {
 	struct task_registry *registry;
 	struct daemon_config *config; /* the one current when it started */
 	const struct ticket_profile *profile; /* belongs to config */
+	struct ticket_profile *own_profile;   /* or to the task, or NULL */
 	struct task *next, *prev;	      /* every task, oldest first */
 	struct task *queue_next, *queue_prev; /* slot or send queue */
 	enum task_queue {
@@ -593,6 +594,10 @@ void task_drop(struct task *task)
 	free(task->end_user_id);
 	free(task->task_id);
 	config_unref(task->config);
+	if (task->own_profile) {
+		profile_clear(task->own_profile);
+		free(task->own_profile);
+	}
 	/* Released last: it may start the next queued task. */
 	if (task->has_slot) {
 		registry->running--;
@@ -1213,6 +1218,23 @@ int task_start(struct task_registry *registry, const char *user,
 	*ret_task = task;
 	*ret_started = true;
 	return 0;
+}
+
+int task_start_owned(struct task_registry *registry, const char *user,
+		     const char *end_user_id, struct ticket_profile *profile,
+		     struct task **ret_task, bool *ret_started)
+{
+	int r = task_start(registry, user, end_user_id, profile, ret_task,
+			   ret_started);
+
+	if (r == 0 && *ret_started) {
+		(*ret_task)->own_profile = profile;
+		return 0;
+	}
+	/* Joined a running task, or failed: the profile is not needed. */
+	profile_clear(profile);
+	free(profile);
+	return r;
 }
 
 void task_cancel(struct task *task, const char *reason)

@@ -95,6 +95,12 @@ int task_start(struct task_registry *registry, const char *user,
 	       const char *end_user_id, const struct ticket_profile *profile,
 	       struct task **ret_task, bool *ret_started);
 
+/* Like task_start(), with a profile of the caller's own that the task
+ * takes over (and frees), such as one with another AppId. */
+int task_start_owned(struct task_registry *registry, const char *user,
+		     const char *end_user_id, struct ticket_profile *profile,
+		     struct task **ret_task, bool *ret_started);
+
 /* Frees a task and wipes its ticket; waiters are not notified. */
 void task_drop(struct task *task);
 

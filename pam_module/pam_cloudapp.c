@@ -61,6 +61,7 @@ struct pamcloud_options {
 	bool ignore_root;
 	long min_uid;	      /* -1: no limit */
 	const char *profile;  /* a profile of cloudapp.conf to use, or NULL */
+	const char *app_id;   /* an AppId instead of the profile's, or NULL */
 	bool ticket_file;     /* write the ticket to a file for the session */
 	const char *ticket_dir; /* where, PAMCLOUD_TICKET_DIR by default */
 	const char *services; /* comma-separated, or NULL for the default */
@@ -183,6 +184,16 @@ static void apply_min_uid(pam_handle_t *pamh, struct pamcloud_options *options,
 	options->min_uid = uid;
 }
 
+static void apply_app_id(pam_handle_t *pamh, struct pamcloud_options *options,
+			 const char *value)
+{
+	if (!value || !*value) {
+		warn_bad_value(pamh, "app_id", value, "an AppId");
+		return;
+	}
+	options->app_id = value;
+}
+
 static void apply_profile(pam_handle_t *pamh, struct pamcloud_options *options,
 			  const char *value)
 {
@@ -224,6 +235,7 @@ static void apply_services(pam_handle_t *pamh,
 
 /* Sorted by name for bsearch(); the man page lists the options likewise. */
 static const struct option_entry option_table[] = {
+	{ "app_id", apply_app_id },
 	{ "debug", apply_debug },	    { "fail", apply_fail },
 	{ "ignore_root", apply_ignore_root }, { "min_uid", apply_min_uid },
 	{ "profile", apply_profile },	    { "quiet", apply_quiet },
@@ -488,6 +500,9 @@ static int call_daemon(pam_handle_t *pamh, const struct pamcloud_options *o,
 	if (o->profile && strcmp(method, CLOUDAPP_METHOD_START_TICKET) == 0)
 		json_object_object_add(parameters, "profile",
 				       json_object_new_string(o->profile));
+	if (o->app_id && strcmp(method, CLOUDAPP_METHOD_START_TICKET) == 0)
+		json_object_object_add(parameters, "app_id",
+				       json_object_new_string(o->app_id));
 	r = cloudapp_client_send(&client, method, parameters, wait);
 	while (r >= 0) {
 		r = cloudapp_client_receive(&client, &reply);

@@ -223,6 +223,13 @@ CONF
 		> /dev/null || return 1
 	grep '"end_user_id": "dave_x"' "$EMULATOR_STATE/requests.jsonl" |
 		grep -q '"AppVersion": "9.9.9"' || return 1
+	# app_id= replaces the AppId for this PAM line.
+	write_pam_service withappid "socket=$WORK/profiled.sock app_id=ca-override01"
+	pam_login withappid carol_x open_session > /dev/null 2>&1 || return 1
+	"$CTL" --socket "$WORK/profiled.sock" -q ticket --user carol_x \
+		> /dev/null || return 1
+	grep '"end_user_id": "carol_x"' "$EMULATOR_STATE/requests.jsonl" |
+		grep -q '"AppId": "ca-override01"' || return 1
 	# An unknown name is logged, and the login goes on (fail=open).
 	write_pam_service badprofile "socket=$WORK/profiled.sock profile=nosuch"
 	pam_login badprofile dave_x open_session > "$WORK/badprofile.out" 2>&1 &&
@@ -275,7 +282,7 @@ check "close_session drops the ticket" close_session_drops
 check "launch relaunches the client" relaunch_policy
 check "launch ends the session" end_session_policy
 check "human message per failure" human_messages
-check "profile= picks a profile" profile_option
+check "profile= and app_id= on a PAM line" profile_option
 check "ticket_file written and removed" ticket_file_option
 check "ticket_file refuses a symlink" ticket_file_symlink_refused
 
