@@ -6,8 +6,9 @@ Run it with libpam_wrapper preloaded (PAM_WRAPPER=1 and
 PAM_WRAPPER_SERVICE_DIR set), as pamtester is run.  pamtester cannot show
 this because the process ends with the session.
 
-Usage: pam_session.py SERVICE USER
-Prints the return codes and "fds=same|CHANGED threads=same|CHANGED" and
+Usage: pam_session.py SERVICE USER [VARIABLE...]
+Prints each VARIABLE of the PAM environment after open_session, the
+return codes and "fds=same|CHANGED threads=same|CHANGED" and
 exits 0 only when the session opened and nothing was left behind.
 """
 
@@ -52,6 +53,11 @@ def main():
     before = snapshot()
     opened = pam.pam_open_session(handle, 0)
     after_open = snapshot()
+    # The module's PAM environment, for a test to check an export.
+    pam.pam_getenv.restype = ctypes.c_char_p
+    for name in sys.argv[3:]:
+        value = pam.pam_getenv(handle, name.encode())
+        print(f"{name}={value.decode() if value else ''}")
     closed = pam.pam_close_session(handle, 0)
     pam.pam_end(handle, opened)
 

@@ -54,7 +54,12 @@ STACK
 	# The same login opens the session twice, as some display managers do.
 	pam_login lightdm alice open_session > /dev/null 2>&1 || return 1
 	[ "$(tasks_started alice)" = $((before + 1)) ] &&
-		"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null
+		"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null || return 1
+	# The console login service starts a task as well.
+	write_pam_service login "socket=$SOCKET"
+	before=$(tasks_started bob)
+	pam_login login bob open_session > /dev/null 2>&1 || return 1
+	[ "$(tasks_started bob)" = $((before + 1)) ]
 }
 
 # su, sudo, cron, sshd and systemd-user never start a cloud call.
@@ -242,11 +247,19 @@ ticket_file_option() {
 	local dir=$WORK/ticket-files file
 	write_pam_service tfile \
 		"socket=$SOCKET ticket_file ticket_dir=$dir timeout=20"
-	# NOTE: pamtester does not show the PAM environment, so the export
-	# of CLOUDAPP_TICKET_FILE is not checked here.
-	pam_login tfile alice open_session > "$WORK/tfile.out" 2>&1 ||
-		{ cat "$WORK/tfile.out"; return 1; }
+	# pamtester does not show the PAM environment; libpam called
+	# in-process does.
+	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
+		PAM_WRAPPER_RUNTIME_DIR="$WORK/pam-runtime" \
+		python3 "$top_srcdir/tests/integration/pam_session.py" tfile \
+		alice CLOUDAPP_TICKET_FILE > "$WORK/tfile.out" 2>&1
 	file=$dir/$TEST_ALICE_UID/ticket
+	cat "$WORK/tfile.out"
+	grep -qx "CLOUDAPP_TICKET_FILE=$file" "$WORK/tfile.out" || return 1
+	# pam_session.py closes the session too; open it again to check the
+	# file, then close it with pamtester.
+	pam_login tfile alice open_session > /dev/null 2>&1 || return 1
 	[ -f "$file" ] || { echo "no ticket file"; return 1; }
 	[ "$(stat -c '%a %u' "$dir/$TEST_ALICE_UID")" = "700 $TEST_ALICE_UID" ] ||
 		return 1
