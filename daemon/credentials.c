@@ -1,6 +1,6 @@
 /*
  * The credential sources of cloudapp-ticketd (see credentials.h for the
- * order).  Every file that holds a secret must be a regular file owned by
+ * order).  Every file that contains a secret must be a regular file owned by
  * root or by the daemon's user, with no access for group or others.
  */
 
@@ -16,7 +16,7 @@
 
 #include "util.h"
 
-/* Longest line read from the shared credentials file. */
+/* Maximum line length read from the shared credentials file. */
 #define CREDENTIALS_LINE_MAX 8192
 
 void credentials_clear(struct credentials *c)

@@ -1,13 +1,15 @@
 /*
- * pam_cloudapp.so: a session module that asks cloudapp-ticketd to start
- * fetching the cloud app ticket of the user who logs in, so the ticket is
- * ready or nearly ready when the desktop session runs "cloudappctl launch".
+ * pam_cloudapp.so: an auth and session module that has cloudapp-ticketd
+ * start fetching the cloud app ticket of the user who logs in, so the
+ * ticket is ready or nearly ready when the desktop session runs
+ * "cloudappctl launch".
  *
- * The module never fails a login.  It sends one StartTicket call, waits at
- * most "timeout" seconds for the reply, and returns PAM_IGNORE with one log
- * line when anything goes wrong.  It runs inside every login process, so it
- * starts no threads, keeps no state between calls and leaves no descriptor
- * open.
+ * Each call to the daemon takes at most "timeout" seconds.  When anything
+ * goes wrong the module logs one line and returns PAM_IGNORE, so the login
+ * goes on; only with fail=closed does open_session fail.  The auth hook
+ * never decides authentication.  The module runs inside every login
+ * process, so it starts no threads, keeps no state between logins and
+ * leaves no descriptor open.
  */
 
 #include "config.h"
