@@ -320,6 +320,13 @@ static int ctl_call(struct cloudapp_client *client,
 
 	r = cloudapp_client_connect(client, options->socket_path,
 				    options->timeout_ms);
+	if (r < 0 && client->untrusted) {
+		json_object_put(parameters);
+		ctl_log("not using %s: %s; cloudappctl trusts only a socket "
+			"of a root process in a folder only root can write",
+			options->socket_path, client->untrusted);
+		return CTL_EXIT_UNREACHABLE;
+	}
 	if (r < 0) {
 		json_object_put(parameters);
 		ctl_log("cannot reach cloudapp-ticketd at %s: %s; is "

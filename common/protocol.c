@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -269,6 +270,45 @@ static int client_wait(struct cloudapp_client *client, short events)
 	}
 }
 
+/* Checks the socket file and its folder before connecting. */
+static const char *client_untrusted_path(const char *path)
+{
+	char folder[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return "the path is not a socket";
+	if (!slash || (size_t)(slash - path) >= sizeof(folder))
+		return NULL;
+	memcpy(folder, path, (size_t)(slash - path));
+	folder[slash - path] = '\0';
+	if (slash == path)
+		strcpy(folder, "/");
+	if (stat(folder, &st) < 0)
+		return NULL; /* connect() reports it */
+	if (st.st_uid != 0)
+		return "its folder is not owned by root";
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return "its folder is writable by group or others";
+	return NULL;
+}
+
+/* Checks that the process that accepted the connection is root's. */
+static const char *client_untrusted_peer(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return "its peer credentials cannot be read";
+	/* NOTE: a daemon running as its own system user would need that
+	 * uid here too. */
+	if (cred.uid != 0)
+		return "it is not served by a root process";
+	return NULL;
+}
+
 int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 			    int timeout_ms)
 {
@@ -278,6 +318,7 @@ int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 	int r;
 
 	client->fd = -1;
+	client->untrusted = NULL;
 	cloudapp_msgbuf_init(&client->buf);
 	client->deadline_usec =
 		timeout_ms > 0 ? cloudapp_now_usec() +
@@ -286,6 +327,9 @@ int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 	if (strlen(path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(addr.sun_path, path);
+	client->untrusted = client_untrusted_path(path);
+	if (client->untrusted)
+		return -EPERM;
 
 	client->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
 			    0);
@@ -297,7 +341,7 @@ int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 
 		if (connect(client->fd, (struct sockaddr *)&addr,
 			    sizeof(addr)) == 0)
-			return 0;
+			goto connected;
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN)
@@ -325,6 +369,13 @@ int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 	if (getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0 ||
 	    error != 0) {
 		r = error ? -error : -errno;
+		goto fail;
+	}
+
+connected:
+	client->untrusted = client_untrusted_peer(client->fd);
+	if (client->untrusted) {
+		r = -EPERM;
 		goto fail;
 	}
 	return 0;

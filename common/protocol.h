@@ -132,6 +132,8 @@ struct cloudapp_client {
 	int fd;
 	uint64_t deadline_usec; /* CLOCK_MONOTONIC, in microseconds */
 	struct cloudapp_msgbuf buf;
+	/* Why connect refused the socket as untrusted, or NULL. */
+	const char *untrusted;
 };
 
 /* Returns the current CLOCK_MONOTONIC time in microseconds. */
@@ -140,6 +142,10 @@ uint64_t cloudapp_now_usec(void);
 /*
  * Connects to the daemon at path.  Every later step on this client fails
  * with -ETIMEDOUT once timeout_ms have passed from now (0: no deadline).
+ * The socket must be trustworthy, since the module and cloudappctl send
+ * user names and receive tickets over it: a socket, in a folder owned by
+ * root that group and others cannot write, served by a root process.
+ * Otherwise returns -EPERM with the reason in client->untrusted.
  * Returns 0 or a negative errno; on failure no descriptor is left open.
  */
 int cloudapp_client_connect(struct cloudapp_client *client, const char *path,

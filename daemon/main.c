@@ -377,6 +377,11 @@ static int setup_event_loop(struct daemon *d)
 	r = sd_event_default(&d->event);
 	if (r < 0)
 		return r;
+	/* With WatchdogSec= in the unit, sd-event sends WATCHDOG=1 from the
+	 * loop, so a stuck loop gets the daemon restarted. */
+	r = sd_event_set_watchdog(d->event, true);
+	if (r < 0)
+		return r;
 	/* A NULL handler makes sd-event exit the loop on these signals. */
 	r = sd_event_add_signal(d->event, NULL, SIGTERM, NULL, NULL);
 	if (r >= 0)

@@ -484,6 +484,11 @@ static int call_daemon(pam_handle_t *pamh, const struct pamcloud_options *o,
 			   method, user, o->socket_path,
 			   wait ? ", waiting for the ticket" : "");
 	r = cloudapp_client_connect(&client, o->socket_path, o->timeout_ms);
+	if (r < 0 && client.untrusted) {
+		pam_syslog(pamh, LOG_ERR, "not using %s: %s", o->socket_path,
+			   client.untrusted);
+		return fail_with(pamh, o, CLOUDAPP_MESSAGE_UNREACHABLE);
+	}
 	if (r < 0)
 		goto unreachable;
 	parameters = json_object_new_object();

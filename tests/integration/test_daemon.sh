@@ -483,6 +483,47 @@ sys.exit(0 if ok else 1)
 PY
 }
 
+# cloudappctl and the module use only a socket they can trust.
+untrusted_sockets_refused() {
+	local status=0
+	# A regular file at the socket's path.
+	touch "$WORK/not-a-socket"
+	"$CTL" --socket "$WORK/not-a-socket" status > /dev/null 2> "$WORK/trust1.err" &&
+		status=1
+	grep -q "not a socket" "$WORK/trust1.err" || status=1
+	# A socket in a folder that others can write.
+	mkdir -p "$WORK/open-dir"
+	chmod 0777 "$WORK/open-dir"
+	start_daemon "$WORK/good.conf" "$WORK/open-dir/t.sock"
+	"$CTL" --socket "$WORK/open-dir/t.sock" status > /dev/null \
+		2> "$WORK/trust2.err" && status=1
+	grep -q "writable by group or others" "$WORK/trust2.err" || status=1
+	# A socket whose listening process is not root.
+	python3 - "$WORK/user.sock" "$TEST_ALICE_UID" <<'PY' &
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o666)
+os.setgid(int(sys.argv[2]))
+os.setuid(int(sys.argv[2]))
+s.listen(8)
+s.settimeout(15)
+try:
+    while True:
+        s.accept()
+except socket.timeout:
+    pass
+PY
+	lib_pids+=($!)
+	wait_for "the user's socket" test -S "$WORK/user.sock"
+	sleep 0.2
+	"$CTL" --socket "$WORK/user.sock" status > /dev/null 2> "$WORK/trust3.err" &&
+		status=1
+	grep -q "not served by a root process" "$WORK/trust3.err" || status=1
+	cat "$WORK"/trust*.err
+	return $status
+}
+
 check "config error names file, line, setting" config_error_reported
 check "group-readable secret file rejected" secret_file_mode_rejected
 check "check-config accepts a good file" check_config_accepts_good
@@ -505,6 +546,7 @@ check "cloudappctl check-config" check_config_command
 check "reload on SIGHUP" reload_live_daemon
 check "profile parameters arrive" profile_parameters_arrive
 check "ticket --json has every field" ticket_json_fields
+check "untrusted sockets refused" untrusted_sockets_refused
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
