@@ -23,6 +23,11 @@ enum retry_class retry_classify(int curl_code, long http_status,
 		return RETRY_THROTTLED;
 	if (code && strcmp(code, "InvalidTimeStamp.Expired") == 0)
 		return RETRY_CLOCK;
+	/* Every request gets a new random nonce, so a reused one means the
+	 * transport sent the same bytes twice: libcurl resends a request on
+	 * a kept-alive connection that turned out closed. */
+	if (code && strcmp(code, "SignatureNonceUsed") == 0)
+		return RETRY_BACKOFF;
 	if (http_status >= 500)
 		return RETRY_BACKOFF;
 	return RETRY_NONE;

@@ -1,8 +1,9 @@
 /*
  * Which failed GetConnectionTicket calls are worth another try, and how
  * long to wait before it: network errors, timeouts, HTTP 5xx and the
- * Throttling codes are retried with jittered exponential backoff, and
- * InvalidTimeStamp.Expired after correcting the clock offset.
+ * Throttling codes are retried with jittered exponential backoff, as is
+ * SignatureNonceUsed, and InvalidTimeStamp.Expired after correcting the
+ * clock offset.
  */
 
 #ifndef CLOUDAPP_RETRY_H

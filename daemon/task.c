@@ -1132,11 +1132,10 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 
 	task_cancel_transfer(task);
 	task_fail(task, CLOUDAPP_ERROR_TIMEOUT, NULL, NULL, 0,
-		  "no ticket for EndUserId %s within %lld s (TaskId %s, %u "
-		  "calls%s)",
+		  "no ticket for EndUserId %s within %lld s (%u calls%s)",
 		  task->end_user_id,
 		  (long long)task->config->ticket_timeout_ms / 1000,
-		  task->task_id ? task->task_id : "none", task->polls,
+		  task->polls,
 		  task->state == TASK_QUEUED ? ", still queued for a task "
 					       "slot" :
 					       "");

@@ -73,6 +73,11 @@ FAULTS = (
     "truncated_json",
     "json_array",
     "expired_clock",  # InvalidTimeStamp.Expired whatever the date
+    "json_string",  # a JSON string at the top
+    "deep_json",  # an object nested 10000 levels deep
+    "oversize",  # a 2 MiB body
+    "drip",  # the body one byte a second
+    "reset",  # the connection closed without a reply
 )
 
 
@@ -168,6 +173,10 @@ class RawReply(Exception):
         self.status = status
         self.content_type = content_type
         self.body = body
+
+
+class ConnectionFault(Exception):
+    """A fault of the connection itself rather than of the reply."""
 
 
 class Emulator:
@@ -440,6 +449,16 @@ class Emulator:
                            b'{"RequestId":"truncated","TaskId":')
         if kind == "json_array":
             raise RawReply(200, "application/json", b"[1,2,3]")
+        if kind == "json_string":
+            raise RawReply(200, "application/json", b'"Finished"')
+        if kind == "deep_json":
+            raise RawReply(200, "application/json",
+                           b'{"a":' * 10000 + b"1" + b"}" * 10000)
+        if kind == "oversize":
+            raise RawReply(200, "application/json",
+                           b'{"RequestId":"' + b"x" * (2 << 20) + b'"}')
+        if kind in ("drip", "reset"):
+            raise ConnectionFault(kind)
         return kind
 
     def get_ticket(self, params, fault_kind):
@@ -570,6 +589,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = json.dumps(emulator.stats).encode()
         self.send_body(200, "application/json", body)
 
+    def drip_reply(self):
+        """Send a valid reply one byte a second, until the client gives
+        up or a minute has passed."""
+        body = b'{"RequestId":"drip","TaskId":"t","TaskStatus":"Running"}'
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        try:
+            for byte in (head + body)[:60]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(1)
+        except OSError:
+            pass
+
     def read_chunked_body(self):
         """Read a body sent with Transfer-Encoding: chunked, as the
         official Node.js SDK sends it."""
@@ -695,6 +728,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             }
             self.send_body(e.status, "application/json;charset=utf-8",
                            json.dumps(body).encode(), e.headers)
+            return
+        except ConnectionFault as e:
+            entry["result"] = "fault:" + str(e)
+            entry["status"] = 0
+            if str(e) == "drip":
+                self.drip_reply()
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             return
         except RawReply as e:
             entry["result"] = "fault:" + fault.get("fail", "")

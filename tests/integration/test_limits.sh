@@ -249,6 +249,43 @@ ticket_gone_after_pickup() {
 	rm -f "$WORK/core.$pid"
 }
 
+# Broken cloud replies end with a clear error within the ticket's
+# deadline, the daemon goes on serving, and it keeps no descriptors.
+cloud_faults_bounded() {
+	local fault pid fds_before fds_after status=0 start elapsed
+	write_config faults "$SECRET" <<'CONF'
+request_timeout = 1;
+CONF
+	sed -i 's/^ticket_timeout = .*/ticket_timeout = 4;/' "$WORK/faults.conf"
+	start_daemon "$WORK/faults.conf" "$WORK/faults.sock"
+	pid=${lib_pids[-1]}
+	"$CTL" --socket "$WORK/faults.sock" -q status > /dev/null
+	fds_before=$(ls "/proc/$pid/fd" | wc -l)
+	for fault in json_string deep_json oversize truncated_json json_array \
+		html502 empty503 reset drip unknown_code never_finish; do
+		printf '{"*": {"fail": "%s"}}\n' "$fault" \
+			> "$EMULATOR_STATE/faults.json"
+		start=$(date +%s)
+		if "$CTL" --socket "$WORK/faults.sock" -q --timeout 30 ticket \
+			--user alice > /dev/null 2> "$WORK/fault-$fault.err"; then
+			echo "fault $fault: a ticket arrived"
+			status=1
+		fi
+		elapsed=$(($(date +%s) - start))
+		echo "fault $fault: $(head -n 1 "$WORK/fault-$fault.err") [$elapsed s]"
+		# The deadline is 4 s; the slack covers a loaded machine.
+		[ "$elapsed" -le 12 ] || status=1
+	done
+	rm -f "$EMULATOR_STATE/faults.json"
+	"$CTL" --socket "$WORK/faults.sock" -q ticket --user alice > /dev/null ||
+		status=1
+	sleep 1.5
+	fds_after=$(ls "/proc/$pid/fd" | wc -l)
+	echo "descriptors: $fds_before before, $fds_after after"
+	[ "$fds_after" -le $((fds_before + 2)) ] || status=1
+	return $status
+}
+
 daemon_with main < /dev/null
 MAIN_SOCKET=$SOCKET
 check "shared task, one cloud call" shared_task
@@ -275,6 +312,7 @@ rm -f "$EMULATOR_STATE/faults.json"
 check "HTTPS connections reused" connections_reused
 check "clock offset corrected" clock_offset_corrected
 check "idle exit, then restart" idle_exit_and_restart
+check "cloud faults end in time" cloud_faults_bounded
 check "ticket gone after pickup" ticket_gone_after_pickup
 
 echo "$passed passed, $failed failed"

@@ -32,6 +32,8 @@ static void classify_failures(void **state)
 			 RETRY_CLOCK);
 	assert_int_equal(retry_classify(0, 400, "SignatureDoesNotMatch"),
 			 RETRY_NONE);
+	assert_int_equal(retry_classify(0, 400, "SignatureNonceUsed"),
+			 RETRY_BACKOFF);
 	assert_int_equal(retry_classify(0, 403, "Forbidden.RAM"), RETRY_NONE);
 	assert_int_equal(retry_classify(0, 404, NULL), RETRY_NONE);
 	assert_int_equal(retry_classify(0, 400, "ThrottlingX"), RETRY_NONE);
