@@ -8,7 +8,7 @@ packages=(
 	libcurl4-openssl-dev libssl-dev libsystemd-dev libconfig-dev
 	libjson-c-dev libpam0g-dev
 	libcmocka-dev libpam-wrapper libnss-wrapper pamtester
-	systemd util-linux openssl python3 groff-base binutils gdb
+	systemd util-linux openssl python3 groff-base binutils gdb cppcheck
 )
 
 missing=()

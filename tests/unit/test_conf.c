@@ -31,9 +31,13 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	FILE *out;
 
-	strcpy(f->dir, "/tmp/cloudapp-test-conf-XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (!f)
 		return -1;
+	strcpy(f->dir, "/tmp/cloudapp-test-conf-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
 	snprintf(f->conf, sizeof(f->conf), "%s/cloudapp.conf", f->dir);
 	snprintf(f->secret, sizeof(f->secret), "%s/secret", f->dir);
 	out = fopen(f->secret, "w");
