@@ -159,7 +159,7 @@ static int ctl_option_error(int c, char **argv)
  * allow_command is set, a command after them.  Returns -1 to go on, or an
  * exit status.
  */
-/* What "launch" does when the client exits. */
+/* Action of "launch" when the client exits. */
 enum ctl_on_exit {
 	CTL_ON_EXIT_NONE,
 	CTL_ON_EXIT_RELAUNCH,	 /* start it again with a new ticket */
@@ -171,7 +171,7 @@ struct ctl_launch_options {
 	unsigned max_relaunches;
 };
 
-/* The most relaunches by default, and the longest wait between two. */
+/* Default maximum of relaunches, and the maximum wait between two. */
 #define CTL_MAX_RELAUNCHES_DEFAULT 5
 #define CTL_RELAUNCH_DELAY_MAX_SEC 30
 
@@ -765,19 +765,18 @@ static void ctl_print_tasks(json_object *tasks)
 	}
 }
 
-static int ctl_run_status(const struct ctl_options *options, int argc,
-			  char **argv)
+/*
+ * Parses the options of a command that takes only --json and -h.  Returns
+ * -1 to go on, or an exit status.
+ */
+static int ctl_parse_json_option(int argc, char **argv, bool *ret_json)
 {
 	static const struct option long_options[] = {
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	json_object *reply, *parameters, *tasks = NULL;
-	struct cloudapp_client client;
-	bool json = false, continues;
-	const char *value;
-	int status, c;
+	int c;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
@@ -786,12 +785,27 @@ static int ctl_run_status(const struct ctl_options *options, int argc,
 			ctl_print_usage(stdout);
 			return CTL_EXIT_OK;
 		case 'j':
-			json = true;
+			*ret_json = true;
 			break;
 		default:
 			return ctl_option_error(c, argv);
 		}
 	}
+	return -1;
+}
+
+static int ctl_run_status(const struct ctl_options *options, int argc,
+			  char **argv)
+{
+	json_object *reply, *parameters, *tasks = NULL;
+	struct cloudapp_client client;
+	bool json = false, continues;
+	const char *value;
+	int status;
+
+	status = ctl_parse_json_option(argc, argv, &json);
+	if (status >= 0)
+		return status;
 	if (optind < argc) {
 		ctl_log("unexpected argument \"%s\" for status", argv[optind]);
 		return CTL_EXIT_USAGE;
@@ -865,30 +879,15 @@ static void ctl_print_members(json_object *object, const char *indent)
 static int ctl_run_resolve(const struct ctl_options *options, int argc,
 			   char **argv)
 {
-	static const struct option long_options[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
 	json_object *reply, *parameters, *call, *request;
 	struct cloudapp_client client;
 	bool json = false, continues;
 	char *user;
-	int status, c;
+	int status;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "+:h", long_options, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			ctl_print_usage(stdout);
-			return CTL_EXIT_OK;
-		case 'j':
-			json = true;
-			break;
-		default:
-			return ctl_option_error(c, argv);
-		}
-	}
+	status = ctl_parse_json_option(argc, argv, &json);
+	if (status >= 0)
+		return status;
 	if (argc - optind > 1) {
 		ctl_log("unexpected argument \"%s\" for resolve",
 			argv[optind + 1]);

@@ -480,8 +480,8 @@ static void connection_on_task(struct task *task, void *userdata)
 
 /*
  * Checks the "user" parameter, the caller's right to it and the EndUserId
- * mapping.  Returns a malloc'd EndUserId, or NULL after sending the error
- * (c may then be freed: *ret_alive says).
+ * mapping.  Returns a malloc'd EndUserId, or NULL after sending the error.
+ * *ret_alive is false when sending the error freed c.
  */
 static char *connection_authorize(struct connection *c,
 				  json_object *parameters, const char **ret_user,
@@ -504,18 +504,8 @@ static char *connection_authorize(struct connection *c,
 		return NULL;
 	}
 	r = peer_authorize(&c->peer, user, &error);
-	if (r < 0) {
-		log_ids(LOG_WARNING, &ids, "rejected a request from uid %u: %s",
-			(unsigned)c->peer.uid, error ? error : "denied");
-		*ret_alive = connection_error(
-			c,
-			r == -ENOENT ? CLOUDAPP_ERROR_NO_SUCH_USER :
-				       CLOUDAPP_ERROR_PERMISSION_DENIED,
-			NULL, "%s", error ? error : "permission denied");
-		free(error);
-		return NULL;
-	}
-	r = policy_check_user(c->server->config, user, &uid, &error);
+	if (r >= 0)
+		r = policy_check_user(c->server->config, user, &uid, &error);
 	if (r < 0) {
 		log_ids(LOG_WARNING, &ids, "rejected a request from uid %u: %s",
 			(unsigned)c->peer.uid, error ? error : "denied");
@@ -562,7 +552,7 @@ connection_match_profile(struct connection *c, const char *user,
  * Counts a request that starts a cloud task against the caller's
  * max_requests_per_uid.  Root, which opens every PAM session, is not
  * counted.  Returns true when the request may go on; otherwise the error
- * was sent (c may be freed: *ret_alive says).
+ * was sent, and *ret_alive is false when that freed c.
  */
 static bool connection_within_rate(struct connection *c, const char *user,
 				   bool *ret_alive)
@@ -593,8 +583,8 @@ static bool connection_within_rate(struct connection *c, const char *user,
 
 /*
  * Returns the task of end_user_id, starting one when there is none.  On
- * failure returns NULL after sending the error (*ret_alive says whether c
- * is still there).
+ * failure returns NULL after sending the error, and *ret_alive is false
+ * when that freed c.
  */
 static struct task *connection_find_or_start(struct connection *c,
 					     const char *user,
@@ -665,8 +655,8 @@ static bool connection_start_reply(struct connection *c, struct task *task,
 /*
  * Returns the profile a StartTicket call names with "profile", as the PAM
  * module's profile= option does, or NULL when it names none.  Only root
- * may name one.  On an error returns NULL after sending it (*ret_alive
- * says whether c is still there).
+ * may name one.  On an error returns NULL after sending it, and
+ * *ret_alive is false when that freed c.
  */
 static const struct ticket_profile *
 connection_named_profile(struct connection *c, json_object *parameters,

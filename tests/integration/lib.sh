@@ -36,6 +36,30 @@ skip() {
 	exit 77
 }
 
+passed=0
+failed=0
+
+# Runs the command after NAME and prints "ok - NAME" or "not ok - NAME" by
+# its exit status.
+check() {
+	local name=$1
+	shift
+	if "$@"; then
+		echo "ok - $name"
+		passed=$((passed + 1))
+	else
+		echo "not ok - $name"
+		failed=$((failed + 1))
+	fi
+}
+
+# Prints the totals, which tools/run-tests.sh reads, and fails when a check
+# failed.
+check_summary() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" = 0 ]
+}
+
 lib_cleanup() {
 	local pid
 	for pid in "${lib_pids[@]}"; do

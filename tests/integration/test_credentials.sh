@@ -1,9 +1,8 @@
 #!/bin/bash
 # The credential sources of cloudapp-ticketd against the emulator: systemd
-# credentials, the environment and the shared credentials file, an STS
-# token in the signed header, rotation of a credential file without a
-# restart, and the source named by "cloudappctl status" without the
-# secret.
+# credentials, the environment and the shared credentials file.  Also an
+# STS token in the signed header, rotation of a credential file without a
+# restart, and the source named by "cloudappctl status" without the secret.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -13,20 +12,6 @@ echo "carol_x:x:10050:10050::/nonexistent:/bin/sh" >> "$WORK/passwd"
 start_emulator 0.5
 SECRET_VALUE=$(cat "$WORK/emulator-secret")
 CTL=$top_builddir/cloudappctl
-
-passed=0
-failed=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok - $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $name"
-		failed=$((failed + 1))
-	fi
-}
 
 # Writes NAME.conf without access_key_id and access_key_secret_file, so
 # the key must come from another source.
@@ -132,7 +117,7 @@ sts_token() {
 	write_keyless_config sts
 	CREDENTIALS_DIRECTORY=$WORK/sts-creds DAEMON_ENV=CREDENTIALS_DIRECTORY \
 		start_daemon "$WORK/sts.conf" "$WORK/sts.sock"
-	# Without the token the emulator answers MissingSecurityToken...
+	# Without the token the emulator returns MissingSecurityToken...
 	"$CTL" --socket "$WORK/sts.sock" -q ticket --user alice \
 		> /dev/null 2> "$WORK/sts1.err"
 	# ...and after the token file appears, the next request has it.
@@ -311,5 +296,4 @@ check "no credentials reported" no_credentials_reported
 check "STS token signed and sent" sts_token
 check "rotation without restart" rotation_without_restart
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary

@@ -19,20 +19,6 @@ start_daemon "$WORK/good.conf" "$SOCKET"
 DAEMON=$top_builddir/cloudapp-ticketd
 CTL=$top_builddir/cloudappctl
 
-passed=0
-failed=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok - $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $name"
-		failed=$((failed + 1))
-	fi
-}
-
 # Sends bytes (a Python bytes expression in $2) to socket $1, prints the
 # first reply, then "closed" if the daemon closed the connection after it
 # or "open" if not.
@@ -360,8 +346,8 @@ check_config_command() {
 	grep -q "$WORK/bad.conf:[0-9]*: setting poll_interval" "$WORK/check.err"
 }
 
-# SIGHUP rereads the configuration; a broken file keeps the old one; a
-# task in flight finishes with the configuration it started with, even
+# SIGHUP rereads the configuration, and a broken file keeps the old one.
+# A task in flight finishes with the configuration it started with, even
 # when the reload points the endpoint somewhere unreachable.
 reload_live_daemon() {
 	local socket=$WORK/reload.sock pid
@@ -484,7 +470,7 @@ PY
 }
 
 # cloudappctl and the module use only a socket they can trust.
-untrusted_sockets_refused() {
+untrusted_sockets_rejected() {
 	local status=0
 	# A regular file at the socket's path.
 	touch "$WORK/not-a-socket"
@@ -546,7 +532,6 @@ check "cloudappctl check-config" check_config_command
 check "reload on SIGHUP" reload_live_daemon
 check "profile parameters arrive" profile_parameters_arrive
 check "ticket --json has every field" ticket_json_fields
-check "untrusted sockets refused" untrusted_sockets_refused
+check "untrusted sockets rejected" untrusted_sockets_rejected
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary

@@ -12,20 +12,6 @@ done
 WORK=$(mktemp -d /tmp/cloudapp-install.XXXXXX)
 trap lib_cleanup EXIT
 
-passed=0
-failed=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok - $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $name"
-		failed=$((failed + 1))
-	fi
-}
-
 ROOT=$WORK/root
 make -s -C "$top_builddir" install DESTDIR="$ROOT" > "$WORK/install.log" 2>&1 ||
 	{ cat "$WORK/install.log"; fail "make install failed"; }
@@ -140,5 +126,4 @@ check "units pass systemd-analyze verify" units_verify
 check "PAM module links few libraries" pam_module_libraries
 check "PAM module exports pam_sm only" pam_module_exports
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary

@@ -1,7 +1,7 @@
 #!/bin/bash
-# Many logins at once: shared tasks, the task and request limits, the
-# per-uid limits, each class of retry against the emulator's faults, the
-# clock offset correction, idle exit with a connection arriving, and a
+# Many logins at once: shared tasks, the task and request limits and the
+# per-uid limits.  Also each class of retry against the emulator's faults,
+# the clock offset correction, idle exit with a connection arriving, and a
 # handed-out ticket gone from the daemon's memory.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -20,20 +20,6 @@ SECRET=$WORK/access-key-secret
 cp "$WORK/emulator-secret" "$SECRET"
 chmod 0600 "$SECRET"
 CTL=$top_builddir/cloudappctl
-
-passed=0
-failed=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok - $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $name"
-		failed=$((failed + 1))
-	fi
-}
 
 # Counts the first calls (not polls) the emulator accepted for a user.
 count_starts() {
@@ -213,7 +199,7 @@ CONF
 }
 
 # The daemon keeps its HTTPS connections open between requests, so the
-# emulator sees far fewer connections than requests.
+# emulator accepts far fewer connections than requests.
 connections_reused() {
 	python3 - "$EMULATOR_PORT" "$WORK/certs/ca.pem" > "$WORK/stats.json" <<'PY' || return 1
 import http.client, ssl, sys
@@ -315,5 +301,4 @@ check "idle exit, then restart" idle_exit_and_restart
 check "cloud faults end in time" cloud_faults_bounded
 check "ticket gone after pickup" ticket_gone_after_pickup
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary

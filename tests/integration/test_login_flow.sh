@@ -16,20 +16,6 @@ SOCKET=$WORK/ticketd.sock
 write_config good "$SECRET" < /dev/null
 start_daemon "$WORK/good.conf" "$SOCKET"
 
-passed=0
-failed=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok - $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $name"
-		failed=$((failed + 1))
-	fi
-}
-
 count_tasks() {
 	grep -c "\"end_user_id\": \"$1\".*\"result\": \"OK\"" \
 		"$EMULATOR_STATE/requests.jsonl" 2>/dev/null || true
@@ -56,7 +42,6 @@ login_then_launch() {
 		return 1
 	fi
 }
-
 
 ticket_handed_out_once() {
 	# The ticket was picked up, so a second request starts a new task.
@@ -128,7 +113,7 @@ login_without_daemon() {
 }
 
 login_with_silent_daemon() {
-	# A socket that accepts connections but never answers.
+	# A socket that accepts connections but never replies.
 	python3 - "$WORK/silent.sock" <<'PY' &
 import socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -164,8 +149,8 @@ no_secret_or_ticket_in_logs() {
 		! grep -qF -- "$ticket" "$WORK/daemon.log" "$WORK/launch.err"
 }
 
-# The launched client's environment holds neither the secret nor the
-# ticket, and neither does the daemon's own environment.
+# Neither the launched client's environment nor the daemon's own contains
+# the secret or the ticket.
 no_secret_in_environments() {
 	local secret ticket pid
 	secret=$(cat "$SECRET")
@@ -192,5 +177,4 @@ check "login bounded by timeout" login_with_silent_daemon
 check "no secret or ticket in logs" no_secret_or_ticket_in_logs
 check "no secret in environments" no_secret_in_environments
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary

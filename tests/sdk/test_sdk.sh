@@ -20,20 +20,6 @@ export NODE_PATH=$modules
 WORK=$(mktemp -d /tmp/cloudapp-sdk.XXXXXX)
 trap lib_cleanup EXIT
 
-passed=0
-failed=0
-check() {
-	local name=$1
-	shift
-	if "$@"; then
-		echo "ok - $name"
-		passed=$((passed + 1))
-	else
-		echo "not ok - $name"
-		failed=$((failed + 1))
-	fi
-}
-
 # Values the encoder and the signer must agree on with the SDK.
 cat > "$WORK/cases.jsonl" <<'CASES'
 {"end_user_id": "alice", "app_id": "ca-example0001", "secret": "YourAccessKeySecret"}
@@ -83,5 +69,4 @@ PY
 check "signatures match the official SDK" signatures_match
 check "official client against the emulator" sdk_against_emulator
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary
