@@ -36,7 +36,7 @@ int ctl_write_all(int fd, const void *data, size_t len);
 /* Overwrites the "ticket" string member of a reply in place. */
 void launch_wipe_ticket(json_object *parameters);
 
-/* What "launch" needs before the ticket is fetched. */
+/* Preparations of "launch" made before the ticket is fetched. */
 struct launch_plan {
 	int runtime_dir_fd;	 /* $XDG_RUNTIME_DIR, checked */
 	const char *runtime_dir; /* its path, for %{ticket_file} */

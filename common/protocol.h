@@ -32,9 +32,10 @@
 #define CLOUDAPP_INTERFACE "io.cloudapp.Ticketd"
 
 /*
- * Starts the ticket task for "user" and replies at once with the task state;
- * it never waits for the cloud.  A running or ready task for the same user
- * is reused.
+ * Starts the ticket task for "user" and replies at once with the task state.
+ * With "wait": true the reply comes when the task is ready or failed, after
+ * progress replies when the call sets "more".  A running or ready task for
+ * the same user is reused.
  */
 #define CLOUDAPP_METHOD_START_TICKET CLOUDAPP_INTERFACE ".StartTicket"
 
@@ -132,7 +133,7 @@ struct cloudapp_client {
 	int fd;
 	uint64_t deadline_usec; /* CLOCK_MONOTONIC, in microseconds */
 	struct cloudapp_msgbuf buf;
-	/* Why connect refused the socket as untrusted, or NULL. */
+	/* Reason connect rejected the socket as untrusted, or NULL. */
 	const char *untrusted;
 };
 

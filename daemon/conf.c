@@ -30,7 +30,7 @@
 #include "placeholder.h"
 #include "util.h"
 
-/* The settings the daemon knows; anything else is a likely typo. */
+/* The settings the daemon reads.  Any other name is a likely typo. */
 static const char *const config_known_settings[] = {
 	"access_key_id",
 	"access_type",
@@ -184,7 +184,7 @@ static int config_get_string(const struct config_source *cfg, const char *path,
 }
 
 /*
- * Checks that an integer setting holds the number written in the file.
+ * Checks that an integer setting contains the number written in the file.
  * libconfig 1.5 wraps an integer past 32 bits without the L suffix
  * silently, so "ticket_timeout = 4294967297;" would read as 1.  Returns
  * false when the text on the setting's line is a different number.

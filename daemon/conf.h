@@ -31,7 +31,7 @@
 
 /* Defaults of the growth factor of the poll interval and of the limits.
  * NOTE: the API's own flow control for GetConnectionTicket is not
- * published; lower max_requests_per_second if the cloud answers with
+ * published; lower max_requests_per_second if the cloud returns
  * Throttling. */
 #define CONFIG_POLL_BACKOFF_DEFAULT 1.5
 #define CONFIG_MAX_TASKS_DEFAULT 200
@@ -136,13 +136,13 @@ void config_mapping_rules(const struct daemon_config *config,
 /*
  * Reads a secret from a file that only its owner may read: a regular file,
  * no group or other permission bits, at most CONFIG_STRING_MAX bytes, one
- * trailing newline dropped.  On failure *ret_error says why.
+ * trailing newline dropped.  On failure *ret_error contains the reason.
  */
 int config_read_secret_file(const char *path, char **ret_secret,
 			    char **ret_error);
 
 /*
- * Opens a file that holds secrets, after the checks of
+ * Opens a file that contains secrets, after the checks of
  * config_read_secret_file(): a regular file, not a symbolic link, owned
  * by root or the daemon's user, no access for group or others.  Returns 0
  * and the descriptor, or a negative errno with *ret_error.

@@ -1,5 +1,5 @@
 /*
- * Where the AccessKey comes from.  The sources are tried in this order,
+ * Sources of the AccessKey.  The sources are tried in this order,
  * and the first one that is present is used:
  *   1. systemd credentials: the files access-key-id, access-key-secret
  *      and, optionally, security-token in $CREDENTIALS_DIRECTORY, as

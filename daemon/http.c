@@ -1,8 +1,8 @@
 /*
- * libcurl's multi interface driven by sd-event.  curl tells us through the
- * socket callback which descriptors to watch and through the timer callback
- * when to wake it; sd-event io and time sources do both, and completed
- * transfers are collected after each curl_multi_socket_action().
+ * libcurl's multi interface driven by sd-event.  curl's socket callback
+ * names the descriptors to watch and its timer callback the time to wake
+ * it.  sd-event io and time sources do both, and completed transfers are
+ * collected after each curl_multi_socket_action().
  */
 
 #include "config.h"
@@ -74,7 +74,7 @@ static void transfer_free(struct http_transfer *t)
 	}
 	curl_slist_free_all(t->headers);
 	free(t->body);
-	/* The response holds a ticket once a task has finished. */
+	/* The response contains a ticket once a task has finished. */
 	OPENSSL_cleanse(t->response_body, t->response_cap);
 	free(t->response_body);
 	free(t->date);

@@ -46,7 +46,7 @@ struct http_request {
 /*
  * Creates the client and loads the trusted CAs once: the system's default
  * store plus ca_file (PEM) when it is not NULL.  On failure *ret_error
- * says why.
+ * contains the reason.
  */
 int http_client_new(sd_event *event, const char *ca_file,
 		    struct http_client **ret_client, char **ret_error);

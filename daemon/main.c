@@ -441,8 +441,8 @@ int main(int argc, char **argv)
 		return EXIT_SUCCESS;
 	}
 	setup_file_limit(d.config);
-	/* The process holds the AccessKey and tickets: no core dump, and
-	 * no ptrace by other users. */
+	/* The process keeps the AccessKey and tickets in memory, so it
+	 * allows no core dump and no ptrace by other users. */
 	if (prctl(PR_SET_DUMPABLE, 0) < 0)
 		log_warning("cannot turn off core dumps: %s, ignoring",
 			    strerror(errno));

@@ -1,7 +1,7 @@
 /*
- * Which users the daemon serves: not root and system accounts (uids
- * below min_uid), not the users in deny_users, not members of the groups
- * in deny_groups.
+ * User policy of the daemon.  It serves no root or system account (uids
+ * below min_uid), no user in deny_users and no member of a group in
+ * deny_groups.
  */
 
 #ifndef CLOUDAPP_POLICY_H
@@ -13,8 +13,8 @@
 
 /*
  * Looks user up and checks that it is served.  Returns 0 with its uid,
- * -ENOENT when the user is unknown, or -EPERM; on failure *ret_error says
- * why, naming the user and the setting.
+ * -ENOENT when the user is unknown, or -EPERM.  On failure *ret_error
+ * contains the reason, with the user and the setting.
  */
 int policy_check_user(const struct daemon_config *config, const char *user,
 		      uid_t *ret_uid, char **ret_error);

@@ -1,6 +1,6 @@
 /*
- * Profiles: which app a user gets.  The configuration's top-level request
- * settings form the default profile; each entry of "profiles" may match
+ * Profiles: the app a user gets.  The configuration's top-level request
+ * settings form the default profile.  Each entry of "profiles" may match
  * users by name pattern, group and PAM service, and overrides request
  * parameters and the client command.  The first profile that matches wins.
  */
@@ -41,7 +41,7 @@ struct ticket_profile {
 	char **client_command;
 };
 
-/* What a user is matched on. */
+/* Attributes a user is matched on. */
 struct profile_subject {
 	const char *user;
 	char *const *groups;  /* NULL-terminated group names, or NULL */

@@ -1,9 +1,8 @@
 /*
- * Which failed GetConnectionTicket calls are worth another try, and how
- * long to wait before it: network errors, timeouts, HTTP 5xx and the
- * Throttling codes are retried with jittered exponential backoff, as is
- * SignatureNonceUsed, and InvalidTimeStamp.Expired after correcting the
- * clock offset.
+ * Retry policy for failed GetConnectionTicket calls.  Network errors,
+ * timeouts, HTTP 5xx, the Throttling codes and SignatureNonceUsed are
+ * retried with jittered exponential backoff.  InvalidTimeStamp.Expired is
+ * retried after correcting the clock offset.
  */
 
 #ifndef CLOUDAPP_RETRY_H

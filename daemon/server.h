@@ -1,6 +1,6 @@
 /*
  * The daemon's Unix socket server: accepts connections, reads NUL-framed
- * JSON calls, checks the caller's peer credentials and answers from the
+ * JSON calls, checks the caller's peer credentials and replies from the
  * ticket tasks.
  */
 

@@ -43,7 +43,7 @@
 #define TASK_DURATION_WEIGHT 0.3
 
 /* When the first poll already finds the ticket, the task may have been
- * faster than the estimate; shrink the sample so the estimate can follow
+ * faster than the estimate.  The sample shrinks so the estimate can follow
  * faster tasks down. */
 #define TASK_DURATION_EARLY_FACTOR 0.9
 
@@ -75,7 +75,7 @@ struct task {
 	enum task_state state;
 	enum task_wait wait;
 	bool has_slot;
-	unsigned polls;	   /* API requests answered */
+	unsigned polls;	   /* API responses received */
 	unsigned attempts; /* failed requests in a row */
 	int64_t next_interval_ms;
 	uint64_t started_usec;
@@ -464,7 +464,7 @@ static void registry_assume_role(struct task_registry *registry)
 
 /*
  * With a RAM role, returns true when the temporary credentials can sign
- * now; renews them ahead of their expiry, and sends nothing while there
+ * now.  Renews them ahead of their expiry, and sends nothing while there
  * are none.
  */
 static bool registry_role_ready(struct task_registry *registry)
@@ -686,7 +686,7 @@ static int task_on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 	return 0;
 }
 
-/* Ends a task; with nobody waiting the result waits for pickup. */
+/* Ends a task.  Without a waiter the result stays for pickup. */
 static void task_finish(struct task *task, enum task_state state)
 {
 	task->state = state;
@@ -763,7 +763,7 @@ static void task_schedule(struct task *task, int64_t wait_ms)
 /*
  * Picks the wait before the next poll.  The first poll goes out when
  * tasks have recently taken to finish, so a typical ticket costs two
- * calls; later waits start at poll_interval and grow by poll_backoff up
+ * calls.  Later waits start at poll_interval and grow by poll_backoff up
  * to poll_interval_max.
  */
 static int64_t task_next_poll_ms(struct task *task)

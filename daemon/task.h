@@ -22,7 +22,7 @@ enum task_state {
 	TASK_FAILED,   /* the error waits for pickup */
 };
 
-/* What a running task waits for besides the cloud. */
+/* Reason a running task waits, besides the cloud. */
 enum task_wait {
 	TASK_WAIT_NONE,
 	TASK_WAIT_TASK_LIMIT, /* a free slot under max_tasks */
@@ -30,7 +30,7 @@ enum task_wait {
 	TASK_WAIT_RETRY,      /* the backoff after a failed request */
 };
 
-/* Why a task failed, as the wire protocol reports it. */
+/* Failure of a task, as the wire protocol reports it. */
 struct task_error {
 	const char *name; /* a CLOUDAPP_ERROR_* constant */
 	char *message;
@@ -47,12 +47,12 @@ struct task_waiter;
  * Called when a task's state changes or a poll completes.  When the state
  * is TASK_READY or TASK_FAILED the call is the last one: the waiter is
  * removed and the task may be freed right after, so the callee copies what
- * it needs and forgets the task.
+ * it needs and drops its pointer to the task.
  */
 typedef void (*task_notify_fn)(struct task *task, void *userdata);
 
-/* Creates the registry and loads the credentials; on failure *ret_error
- * says why. */
+/* Creates the registry and loads the credentials.  On failure *ret_error
+ * contains the reason. */
 int task_registry_new(sd_event *event, struct daemon_config *config,
 		      struct task_registry **ret_registry, char **ret_error);
 
@@ -89,7 +89,7 @@ struct task *task_find(struct task_registry *registry,
  * Returns the EndUserId's task, starting one for user with profile (from
  * the registry's current configuration) when there is none or the
  * previous one failed.  Callers with the same EndUserId share the
- * task.  *ret_started tells whether a new task began.
+ * task.  *ret_started is true when a new task began.
  */
 int task_start(struct task_registry *registry, const char *user,
 	       const char *end_user_id, const struct ticket_profile *profile,

@@ -730,7 +730,7 @@ static void remove_ticket_file(pam_handle_t *pamh,
 	rmdir(path);
 }
 
-/* At logout, drops a ticket that nobody picked up. */
+/* At logout, drops a ticket that no session picked up. */
 int pam_sm_close_session(pam_handle_t *pamh, int flags, int argc,
 			 const char **argv)
 {

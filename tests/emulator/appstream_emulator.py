@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """An HTTPS emulator of the App Streaming GetConnectionTicket API.
 
-It checks each request the way the Alibaba Cloud OpenAPI gateway does: the
-ACS3-HMAC-SHA256 signature recomputed from the bytes received, the
-x-acs-date within 15 minutes, the nonce not reused, and it returns errors
-in the gateway's JSON shape (RequestId, HostId, Code, Message, Recommend).
+It checks each request the way the Alibaba Cloud OpenAPI gateway does.  The
+ACS3-HMAC-SHA256 signature is recomputed from the bytes received, the
+x-acs-date must be within 15 minutes and a nonce may not be reused.  Errors
+come in the gateway's JSON shape (RequestId, HostId, Code, Message,
+Recommend).
 Tasks stay Running for --task-seconds, then turn Finished with a base64
 ticket or, when a fault asks for it, Failed.
 
@@ -346,7 +347,7 @@ class Emulator:
         return secret, token
 
     def assume_role(self, params):
-        """Answer STS AssumeRole with new temporary credentials."""
+        """Return new temporary credentials for STS AssumeRole."""
         if params.get("RoleArn") != self.role_arn:
             raise ApiError(404, "EntityNotExist.Role",
                            f"The role {params.get('RoleArn')} does not "
@@ -574,9 +575,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        # Headers and body go out in one write, so one TLS record, as a
-        # real gateway sends a small response; two writes would wake the
-        # client twice and skew the benchmark.
+        # Headers and body go out in one write and so in one TLS record,
+        # as a real gateway sends a small response.  Two writes would wake
+        # the client twice and skew the benchmark.
         self._headers_buffer.append(b"\r\n" + body)
         self.flush_headers()
 
