@@ -86,7 +86,8 @@ require_tools() {
 	[ -x "$top_builddir/cloudapp-ticketd" ] || fail "build first: $top_builddir/cloudapp-ticketd is missing"
 }
 
-# Creates $WORK, readable by the test users, with passwd and group files.
+# Creates $WORK, readable by the test users, with passwd and group files,
+# and sets CTL to a copy of cloudappctl they can run.
 setup_work() {
 	WORK=$(mktemp -d /tmp/cloudapp-test.XXXXXX)
 	chmod 0755 "$WORK"
@@ -108,6 +109,12 @@ GROUP
 	chown "$TEST_BOB_UID:$TEST_BOB_UID" "$WORK/run-bob"
 	chmod 0700 "$WORK/run-alice" "$WORK/run-bob"
 	chmod 0777 "$WORK/out"
+	# Programs the test users run are copied here, because the build tree
+	# may sit in a folder that only root can enter, such as mktemp -d.
+	mkdir -p "$WORK/bin"
+	install -m 0755 "$top_builddir/cloudappctl" \
+		"$top_srcdir/tests/integration/stub-client.sh" "$WORK/bin/"
+	CTL=$WORK/bin/cloudappctl
 }
 
 # Waits until the command in "$@" succeeds, or fails after READY_TIMEOUT.
@@ -161,7 +168,7 @@ app_id = "$TEST_APP_ID";
 end_user_id = "%u";
 poll_interval = 0.2;
 ticket_timeout = 20;
-client_command = [ "$top_srcdir/tests/integration/stub-client.sh", "%{ticket_file}", "$WORK/out", "%{end_user_id}" ];
+client_command = [ "$WORK/bin/stub-client.sh", "%{ticket_file}", "$WORK/out", "%{end_user_id}" ];
 CONF
 		cat
 	} > "$WORK/$name.conf"

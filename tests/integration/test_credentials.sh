@@ -11,7 +11,6 @@ setup_work
 echo "carol_x:x:10050:10050::/nonexistent:/bin/sh" >> "$WORK/passwd"
 start_emulator 0.5
 SECRET_VALUE=$(cat "$WORK/emulator-secret")
-CTL=$top_builddir/cloudappctl
 
 # Writes NAME.conf without access_key_id and access_key_secret_file, so
 # the key must come from another source.

@@ -17,7 +17,6 @@ SOCKET=$WORK/ticketd.sock
 write_config good "$SECRET" < /dev/null
 start_daemon "$WORK/good.conf" "$SOCKET"
 DAEMON=$top_builddir/cloudapp-ticketd
-CTL=$top_builddir/cloudappctl
 
 # Sends bytes (a Python bytes expression in $2) to socket $1, prints the
 # first reply, then "closed" if the daemon closed the connection after it

@@ -19,7 +19,6 @@ start_emulator 1
 SECRET=$WORK/access-key-secret
 cp "$WORK/emulator-secret" "$SECRET"
 chmod 0600 "$SECRET"
-CTL=$top_builddir/cloudappctl
 
 # Counts the first calls (not polls) the emulator accepted for a user.
 count_starts() {

@@ -24,7 +24,7 @@ count_tasks() {
 login_then_launch() {
 	write_pam_service kiosk "socket=$SOCKET timeout=2 debug"
 	pam_login kiosk alice open_session || return 1
-	as_user alice "$top_builddir/cloudappctl" --socket "$SOCKET" launch \
+	as_user alice "$CTL" --socket "$SOCKET" launch \
 		> "$WORK/launch.out" 2> "$WORK/launch.err" || {
 		cat "$WORK/launch.err"
 		return 1
@@ -47,7 +47,7 @@ ticket_handed_out_once() {
 	# The ticket was picked up, so a second request starts a new task.
 	local before after
 	before=$(grep -c '"end_user_id": "alice"' "$EMULATOR_STATE/requests.jsonl")
-	as_user alice "$top_builddir/cloudappctl" --socket "$SOCKET" --quiet \
+	as_user alice "$CTL" --socket "$SOCKET" --quiet \
 		status --json > "$WORK/status.json" || return 1
 	! grep -q '"user": "alice"' "$WORK/status.json" || return 1
 	after=$(grep -c '"end_user_id": "alice"' "$EMULATOR_STATE/requests.jsonl")
@@ -56,7 +56,7 @@ ticket_handed_out_once() {
 
 other_user_rejected() {
 	# cloudappctl refuses locally; the daemon refuses a raw call too.
-	if as_user bob "$top_builddir/cloudappctl" --socket "$SOCKET" \
+	if as_user bob "$CTL" --socket "$SOCKET" \
 		ticket --user alice > "$WORK/bob.out" 2> "$WORK/bob.err"; then
 		return 1
 	fi
@@ -80,7 +80,7 @@ PY
 
 failed_task_reported() {
 	printf '{"bob": {"fail": "task"}}\n' > "$EMULATOR_STATE/faults.json"
-	if as_user bob "$top_builddir/cloudappctl" --socket "$SOCKET" --quiet \
+	if as_user bob "$CTL" --socket "$SOCKET" --quiet \
 		ticket > "$WORK/failed.out" 2> "$WORK/failed.err"; then
 		rm -f "$EMULATOR_STATE/faults.json"
 		return 1
@@ -97,7 +97,7 @@ wrong_secret_reported() {
 	chmod 0600 "$WORK/wrong-secret"
 	write_config wrong "$WORK/wrong-secret" < /dev/null
 	start_daemon "$WORK/wrong.conf" "$socket"
-	if "$top_builddir/cloudappctl" --socket "$socket" --quiet \
+	if "$CTL" --socket "$socket" --quiet \
 		ticket --user alice > "$WORK/wrong.out" 2> "$WORK/wrong.err"; then
 		return 1
 	fi

@@ -18,7 +18,6 @@ chmod 0600 "$SECRET"
 SOCKET=$WORK/ticketd.sock
 write_config pam "$SECRET" < /dev/null
 start_daemon "$WORK/pam.conf" "$SOCKET"
-CTL=$top_builddir/cloudappctl
 
 # Counts the tasks the daemon started for a user so far.
 tasks_started() {
