@@ -163,8 +163,11 @@ clock_offset_corrected() {
 		"$EMULATOR_STATE/requests.jsonl")
 	EMULATOR_PORT=$saved_port EMULATOR_STATE=$saved_state
 	cat "$WORK/skewed.err"
+	# The Date header has whole seconds, so a second boundary between the
+	# emulator's reply and the daemon's clock reading yields 3599.
 	[ "$status" = 0 ] && [ "$expired" = 1 ] &&
-		grep -q "clock is 360[0-9] s ahead of this host's" "$WORK/daemon.log"
+		grep -Eq "clock is (3599|360[0-9]) s ahead of this host's" \
+			"$WORK/daemon.log"
 }
 
 # Under a supervisor that keeps the socket, as systemd does, the daemon
