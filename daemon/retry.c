@@ -8,14 +8,32 @@
 
 #include "retry.h"
 
+#include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+bool retry_tls_trust_error(int curl_code)
+{
+	switch (curl_code) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		return true;
+	default:
+		return false;
+	}
+}
+
 enum retry_class retry_classify(int curl_code, long http_status,
 				const char *code)
 {
-	/* No response: DNS, connect, TLS, reset or timeout. */
+	/* A certificate that failed verification fails again on retry. */
+	if (retry_tls_trust_error(curl_code))
+		return RETRY_NONE;
+	/* No response: DNS, connect, TLS handshake, reset or timeout. */
 	if (curl_code != 0)
 		return RETRY_BACKOFF;
 	if (code && (strcmp(code, "Throttling") == 0 ||

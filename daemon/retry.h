@@ -1,6 +1,6 @@
 /*
- * Retry policy for failed GetConnectionTicket calls.  Network errors,
- * timeouts, HTTP 5xx, the Throttling codes and SignatureNonceUsed are
+ * Retry policy for failed GetConnectionTicket calls.  Network errors
+ * (except certificate verification failures), timeouts, HTTP 5xx, the Throttling codes and SignatureNonceUsed are
  * retried with jittered exponential backoff.  InvalidTimeStamp.Expired is
  * retried after correcting the clock offset.
  */
@@ -30,6 +30,12 @@ enum retry_class {
  */
 enum retry_class retry_classify(int curl_code, long http_status,
 				const char *code);
+
+/*
+ * True when curl_code means the endpoint's certificate failed verification
+ * (unknown CA, wrong host name, unreadable ca_file), which no retry fixes.
+ */
+bool retry_tls_trust_error(int curl_code);
 
 /*
  * Returns the wait before retry number attempt (0 for the first retry):

@@ -1014,9 +1014,16 @@ static void task_on_response(const struct http_response *response,
 	task_request_done(task->registry);
 	if (response->curl_code != 0) {
 		failure.retry = retry_classify(response->curl_code, 0, NULL);
-		snprintf(failure.message, sizeof(failure.message),
-			 "cannot reach %s: %s",
-			 task->config->endpoint, response->error);
+		if (retry_tls_trust_error(response->curl_code))
+			snprintf(failure.message, sizeof(failure.message),
+				 "cannot verify the TLS certificate of %s: %s; "
+				 "check ca_file and that the endpoint's host "
+				 "name is the one in its certificate",
+				 task->config->endpoint, response->error);
+		else
+			snprintf(failure.message, sizeof(failure.message),
+				 "cannot reach %s: %s",
+				 task->config->endpoint, response->error);
 		return task_on_failure(task, &failure);
 	}
 

@@ -130,9 +130,11 @@ wait_for() {
 }
 
 # Starts the emulator; sets EMULATOR_PORT and EMULATOR_STATE.  A second
-# emulator needs another EMULATOR_NAME; EMULATOR_ARGS adds options.
+# emulator needs another EMULATOR_NAME; EMULATOR_ARGS adds options, and
+# EMULATOR_CERT picks a certificate of make-certs.sh (default "server").
 start_emulator() {
 	local task_seconds=${1:-1} name=${EMULATOR_NAME:-emulator}
+	local cert=${EMULATOR_CERT:-server}
 	"$top_srcdir/tests/emulator/make-certs.sh" "$WORK/certs" >/dev/null
 	EMULATOR_STATE=$WORK/$name
 	mkdir -p "$EMULATOR_STATE"
@@ -142,7 +144,7 @@ start_emulator() {
 	fi
 	python3 "$top_srcdir/tests/emulator/appstream_emulator.py" \
 		--port 0 --port-file "$WORK/$name.port" \
-		--cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key" \
+		--cert "$WORK/certs/$cert.pem" --key "$WORK/certs/$cert.key" \
 		--state-dir "$EMULATOR_STATE" \
 		--access-key-id "$TEST_ACCESS_KEY_ID" \
 		--access-key-secret-file "$WORK/emulator-secret" \

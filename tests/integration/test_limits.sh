@@ -2,7 +2,8 @@
 # Many logins at once: shared tasks, the task and request limits and the
 # per-uid limits.  Also each class of retry against the emulator's faults,
 # the clock offset correction, idle exit with a connection arriving, and a
-# handed-out ticket gone from the daemon's memory.
+# handed-out ticket gone from the daemon's memory, and endpoints whose
+# certificate is from another CA or for another name.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -274,6 +275,31 @@ CONF
 	return $status
 }
 
+# A daemon whose endpoint presents certificate $1 of make-certs.sh gets no
+# ticket, at once and without retries, and says why.
+certificate_rejected() {
+	local cert=$1 name=cert-$1 start elapsed
+	local port=$EMULATOR_PORT state=$EMULATOR_STATE
+	EMULATOR_NAME=$name EMULATOR_CERT=$cert start_emulator 1
+	write_config "$name" "$SECRET" < /dev/null
+	EMULATOR_PORT=$port EMULATOR_STATE=$state
+	start_daemon "$WORK/$name.conf" "$WORK/$name.sock"
+	start=$(date +%s)
+	if "$CTL" --socket "$WORK/$name.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/$name.err"; then
+		echo "certificate $cert: a ticket arrived"
+		return 1
+	fi
+	elapsed=$(($(date +%s) - start))
+	echo "certificate $cert: $(head -n 1 "$WORK/$name.err") [$elapsed s]"
+	grep -q "cannot verify the TLS certificate of https://127.0.0.1:" \
+		"$WORK/$name.err" || return 1
+	# ticket_timeout is 20 s; a retried error would use most of it.
+	[ "$elapsed" -le 5 ] || return 1
+	! grep -q "TLS certificate.*retry" "$WORK/daemon.log" &&
+		[ ! -s "$WORK/$name/requests.jsonl" ]
+}
+
 daemon_with main < /dev/null
 MAIN_SOCKET=$SOCKET
 check "shared task, one cloud call" shared_task
@@ -302,5 +328,7 @@ check "clock offset corrected" clock_offset_corrected
 check "idle exit, then restart" idle_exit_and_restart
 check "cloud faults end in time" cloud_faults_bounded
 check "ticket gone after pickup" ticket_gone_after_pickup
+check "certificate from another CA rejected" certificate_rejected wrong-ca
+check "certificate for another name rejected" certificate_rejected wrong-name
 
 check_summary

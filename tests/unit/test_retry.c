@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <curl/curl.h>
 
 #include "retry.h"
 
@@ -37,6 +38,21 @@ static void classify_failures(void **state)
 	assert_int_equal(retry_classify(0, 403, "Forbidden.RAM"), RETRY_NONE);
 	assert_int_equal(retry_classify(0, 404, NULL), RETRY_NONE);
 	assert_int_equal(retry_classify(0, 400, "ThrottlingX"), RETRY_NONE);
+}
+
+static void classify_certificate_failures(void **state)
+{
+	/* Wrong CA or wrong host name: retrying cannot help. */
+	assert_int_equal(retry_classify(CURLE_PEER_FAILED_VERIFICATION, 0,
+					NULL),
+			 RETRY_NONE);
+	assert_int_equal(retry_classify(CURLE_SSL_CACERT_BADFILE, 0, NULL),
+			 RETRY_NONE);
+	assert_true(retry_tls_trust_error(CURLE_PEER_FAILED_VERIFICATION));
+	/* A failed handshake (a reset, say) may pass the next time. */
+	assert_false(retry_tls_trust_error(CURLE_SSL_CONNECT_ERROR));
+	assert_int_equal(retry_classify(CURLE_SSL_CONNECT_ERROR, 0, NULL),
+			 RETRY_BACKOFF);
 }
 
 static void backoff_bounds(void **state)
@@ -94,6 +110,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(classify_failures),
+		cmocka_unit_test(classify_certificate_failures),
 		cmocka_unit_test(backoff_bounds),
 		cmocka_unit_test(time_left_header),
 		cmocka_unit_test(clock_offset),
