@@ -583,6 +583,11 @@ static int ctl_get_ticket(const struct ctl_options *options, const char *user,
 	}
 
 out:
+	if (client.reconnects > 0)
+		ctl_log("cloudapp-ticketd at %s closed the connection before "
+			"the final reply (stopped or restarted?); sent the "
+			"request again",
+			options->socket_path);
 	cloudapp_client_close(&client);
 	return status;
 }

@@ -234,6 +234,8 @@ uint64_t cloudapp_now_usec(void)
 
 /* Wait between connection attempts while the daemon's backlog is full. */
 #define CLIENT_CONNECT_RETRY_MS 20
+/* Pause before connecting again to a daemon that closed the connection. */
+#define CLIENT_RECONNECT_DELAY_MS 200
 
 /* Returns the milliseconds left before the deadline for poll(), -1 for
  * none, or 0 when it has passed. */
@@ -309,25 +311,18 @@ static const char *client_untrusted_peer(int fd)
 	return NULL;
 }
 
-int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
-			    int timeout_ms)
+/* Opens client->fd to client->path within the deadline. */
+static int client_open(struct cloudapp_client *client)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	socklen_t len = sizeof(addr);
 	int error = 0;
 	int r;
 
-	client->fd = -1;
-	client->untrusted = NULL;
-	cloudapp_msgbuf_init(&client->buf);
-	client->deadline_usec =
-		timeout_ms > 0 ? cloudapp_now_usec() +
-					 (uint64_t)timeout_ms * 1000u : 0;
-
-	if (strlen(path) >= sizeof(addr.sun_path))
+	if (strlen(client->path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
-	strcpy(addr.sun_path, path);
-	client->untrusted = client_untrusted_path(path);
+	strcpy(addr.sun_path, client->path);
+	client->untrusted = client_untrusted_path(client->path);
 	if (client->untrusted)
 		return -EPERM;
 
@@ -350,60 +345,60 @@ int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 		 * say when it has room: try again shortly, until the
 		 * deadline. */
 		timeout = client_poll_timeout(client);
-		if (timeout == 0) {
-			r = -ETIMEDOUT;
-			goto fail;
-		}
+		if (timeout == 0)
+			return -ETIMEDOUT;
 		if (timeout < 0 || timeout > CLIENT_CONNECT_RETRY_MS)
 			timeout = CLIENT_CONNECT_RETRY_MS;
 		poll(NULL, 0, timeout);
 	}
-	if (errno != EINPROGRESS) {
-		r = -errno;
-		goto fail;
-	}
+	if (errno != EINPROGRESS)
+		return -errno;
 	r = client_wait(client, POLLOUT);
 	if (r < 0)
-		goto fail;
+		return r;
 	len = sizeof(error);
 	if (getsockopt(client->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0 ||
-	    error != 0) {
-		r = error ? -error : -errno;
-		goto fail;
-	}
+	    error != 0)
+		return error ? -error : -errno;
 
 connected:
 	client->untrusted = client_untrusted_peer(client->fd);
-	if (client->untrusted) {
-		r = -EPERM;
-		goto fail;
-	}
+	if (client->untrusted)
+		return -EPERM;
 	return 0;
+}
 
-fail:
-	cloudapp_client_close(client);
+int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
+			    int timeout_ms)
+{
+	int r;
+
+	memset(client, 0, sizeof(*client));
+	client->fd = -1;
+	cloudapp_msgbuf_init(&client->buf);
+	client->deadline_usec =
+		timeout_ms > 0 ? cloudapp_now_usec() +
+					 (uint64_t)timeout_ms * 1000u : 0;
+	client->path = strdup(path);
+	if (!client->path)
+		return -ENOMEM;
+
+	r = client_open(client);
+	if (r < 0)
+		cloudapp_client_close(client);
 	return r;
 }
 
-int cloudapp_client_send(struct cloudapp_client *client, const char *method,
-			 json_object *parameters, bool more)
+/* Writes len bytes of wire within the deadline. */
+static int client_write(struct cloudapp_client *client, const char *wire,
+			size_t len)
 {
-	json_object *call;
-	char *wire;
-	size_t len, sent = 0;
-	int r = 0;
-
-	call = cloudapp_call_new(method, parameters, more);
-	if (!call)
-		return -ENOMEM;
-	wire = cloudapp_message_serialize(call, &len);
-	json_object_put(call);
-	if (!wire)
-		return -ENOMEM;
+	size_t sent = 0;
 
 	while (sent < len) {
 		ssize_t n = send(client->fd, wire + sent, len - sent,
 				 MSG_NOSIGNAL);
+		int r;
 
 		if (n >= 0) {
 			sent += (size_t)n;
@@ -411,16 +406,77 @@ int cloudapp_client_send(struct cloudapp_client *client, const char *method,
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN) {
-			r = errno == EPIPE ? -ECONNRESET : -errno;
-			break;
-		}
+		if (errno != EAGAIN)
+			return errno == EPIPE ? -ECONNRESET : -errno;
 		r = client_wait(client, POLLOUT);
 		if (r < 0)
-			break;
+			return r;
 	}
-	cloudapp_wipe(wire, len);
-	free(wire);
+	return 0;
+}
+
+/*
+ * Connects again after the daemon closed the connection and resends the
+ * last call, unless the reconnects are used up.  A daemon restarted by
+ * systemd serves the new connection: the socket unit keeps listening.
+ * Returns 0, or the error that ends the call.
+ */
+static int client_reconnect(struct cloudapp_client *client)
+{
+	int timeout, r;
+
+	if (!client->call || client->reconnects >= CLOUDAPP_CLIENT_RECONNECTS_MAX)
+		return -ECONNRESET;
+	client->reconnects++;
+	close(client->fd);
+	client->fd = -1;
+	cloudapp_msgbuf_free(&client->buf);
+	cloudapp_msgbuf_init(&client->buf);
+
+	/* A pause lets a daemon started with --listen, which has no socket
+	 * unit to keep its socket, come back before connect fails. */
+	timeout = client_poll_timeout(client);
+	if (timeout == 0)
+		return -ETIMEDOUT;
+	if (timeout < 0 || timeout > CLIENT_RECONNECT_DELAY_MS)
+		timeout = CLIENT_RECONNECT_DELAY_MS;
+	poll(NULL, 0, timeout);
+
+	r = client_open(client);
+	if (r < 0)
+		return r;
+	return client_write(client, client->call, client->call_len);
+}
+
+/* Wipes and frees the stored call. */
+static void client_forget_call(struct cloudapp_client *client)
+{
+	if (client->call) {
+		cloudapp_wipe(client->call, client->call_len);
+		free(client->call);
+	}
+	client->call = NULL;
+	client->call_len = 0;
+}
+
+int cloudapp_client_send(struct cloudapp_client *client, const char *method,
+			 json_object *parameters, bool more)
+{
+	json_object *call;
+	int r;
+
+	call = cloudapp_call_new(method, parameters, more);
+	if (!call)
+		return -ENOMEM;
+	client_forget_call(client);
+	client->call = cloudapp_message_serialize(call, &client->call_len);
+	json_object_put(call);
+	if (!client->call)
+		return -ENOMEM;
+
+	r = client_write(client, client->call, client->call_len);
+	if (r == -ECONNRESET)
+		r = client_reconnect(client);
 	return r;
 }
 
@@ -441,9 +497,11 @@ int cloudapp_client_receive(struct cloudapp_client *client,
 		if (r < 0)
 			break;
 		n = recv(client->fd, chunk, sizeof(chunk), 0);
-		if (n == 0) {
-			r = -ECONNRESET;
-			break;
+		if (n == 0 || (n < 0 && errno == ECONNRESET)) {
+			r = client_reconnect(client);
+			if (r < 0)
+				break;
+			continue;
 		}
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
@@ -465,4 +523,7 @@ void cloudapp_client_close(struct cloudapp_client *client)
 		close(client->fd);
 	client->fd = -1;
 	cloudapp_msgbuf_free(&client->buf);
+	client_forget_call(client);
+	free(client->path);
+	client->path = NULL;
 }

@@ -128,6 +128,13 @@ const char *cloudapp_json_string(json_object *object, const char *key);
  */
 bool cloudapp_user_name_valid(const char *name);
 
+/*
+ * Maximum reconnects per call.  The client connects again and resends its
+ * call when the daemon closes the connection before the final reply, as it
+ * does when it stops, crashes or is restarted.
+ */
+#define CLOUDAPP_CLIENT_RECONNECTS_MAX 1
+
 /* A blocking connection to the daemon in which every step has a deadline. */
 struct cloudapp_client {
 	int fd;
@@ -135,6 +142,12 @@ struct cloudapp_client {
 	struct cloudapp_msgbuf buf;
 	/* Reason connect rejected the socket as untrusted, or NULL. */
 	const char *untrusted;
+	char *path;
+	/* The last call as sent, kept to send it again after a reconnect. */
+	char *call;
+	size_t call_len;
+	/* Reconnects so far; callers log that one happened. */
+	unsigned reconnects;
 };
 
 /* Returns the current CLOCK_MONOTONIC time in microseconds. */
@@ -152,14 +165,20 @@ uint64_t cloudapp_now_usec(void);
 int cloudapp_client_connect(struct cloudapp_client *client, const char *path,
 			    int timeout_ms);
 
-/* Sends a call; takes ownership of parameters. */
+/*
+ * Sends a call; takes ownership of parameters.  A connection the daemon
+ * already closed is opened again once, as in cloudapp_client_receive().
+ */
 int cloudapp_client_send(struct cloudapp_client *client, const char *method,
 			 json_object *parameters, bool more);
 
 /*
- * Waits for the next reply within the deadline.  Returns 0 and a reply the
- * caller puts in *ret_reply, or -ETIMEDOUT, -ECONNRESET (the daemon closed
- * the connection), -EBADMSG or -EMSGSIZE.
+ * Waits for the next reply within the deadline.  When the daemon closes
+ * the connection before the final reply, connects again and resends the
+ * call, up to CLOUDAPP_CLIENT_RECONNECTS_MAX times, and goes on waiting.
+ * Returns 0 and a reply the caller puts in *ret_reply, or -ETIMEDOUT,
+ * -ECONNRESET (the daemon closed the connection again), -EPERM (the new
+ * connection is untrusted), -EBADMSG or -EMSGSIZE.
  */
 int cloudapp_client_receive(struct cloudapp_client *client,
 			    json_object **ret_reply);

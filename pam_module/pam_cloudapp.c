@@ -465,6 +465,20 @@ invalid:
 	return fail_with(pamh, o, CLOUDAPP_MESSAGE_UNREACHABLE);
 }
 
+/* Logs that the daemon closed the connection mid-call and the call was
+ * sent again, which happens when it is stopped or restarted. */
+static void log_reconnects(pam_handle_t *pamh,
+			   const struct pamcloud_options *o,
+			   const struct cloudapp_client *client,
+			   const char *method, const char *user)
+{
+	if (client->reconnects > 0)
+		pam_syslog(pamh, LOG_WARNING,
+			   "cloudapp-ticketd at %s closed the connection "
+			   "during %s for user %s; sent it again",
+			   o->socket_path, method, user);
+}
+
 /*
  * Sends method for user and handles the replies, all within
  * options->timeout_ms.  With wait, StartTicket replies when the ticket is
@@ -520,6 +534,7 @@ static int call_daemon(pam_handle_t *pamh, const struct pamcloud_options *o,
 		if (status != 1)
 			break;
 	}
+	log_reconnects(pamh, o, &client, method, user);
 	cloudapp_client_close(&client);
 	if (r >= 0)
 		return status;
@@ -638,6 +653,7 @@ static int write_ticket_file(pam_handle_t *pamh,
 		json_object_put(parameters);
 	if (r == 0)
 		r = cloudapp_client_receive(&client, &reply);
+	log_reconnects(pamh, o, &client, CLOUDAPP_METHOD_GET_TICKET, user);
 	cloudapp_client_close(&client);
 	if (r < 0 ||
 	    cloudapp_reply_parse(reply, &error, &result, &continues) < 0 ||

@@ -9,9 +9,9 @@ set -u
 
 require_tools
 setup_work
-# Users for the fault checks, each with its own EndUserId.
+# Users for the fault and restart checks, each with its own EndUserId.
 for name in fault_http500 fault_throttle fault_html fault_empty \
-	fault_timeout fault_forbidden; do
+	fault_timeout fault_forbidden restart_twice; do
 	echo "$name:x:$((20000 + ${#name} * 7 + RANDOM % 1000)):20000::/nonexistent:/bin/sh" \
 		>> "$WORK/passwd"
 done
@@ -201,6 +201,96 @@ CONF
 		grep -q "idle for 1 s, exiting" "$WORK/daemon.log"
 }
 
+# Starts cloudapp-ticketd NAME under the socket supervisor, which starts
+# it again on the next connection after it exits, as a socket unit does;
+# sets SOCKET.
+supervised_daemon() {
+	local name=$1
+	SOCKET=$WORK/$name.sock
+	python3 "$top_srcdir/tests/integration/socket-supervisor.py" \
+		"$SOCKET" "$WORK/$name.starts" \
+		env LD_PRELOAD="$NSS_WRAPPER_LIB" \
+		NSS_WRAPPER_PASSWD="$NSS_WRAPPER_PASSWD" \
+		NSS_WRAPPER_GROUP="$NSS_WRAPPER_GROUP" \
+		"$top_builddir/cloudapp-ticketd" --config "$WORK/$name.conf" \
+		2>> "$WORK/daemon.log" &
+	lib_pids+=($!)
+	wait_for "the supervised socket" test -S "$SOCKET"
+}
+
+# Kills the daemon of configuration NAME with SIGKILL once the emulator
+# has started a task for END_USER_ID, so that a client is waiting.
+kill_daemon_mid_task() {
+	local name=$1 end_user_id=$2 before=$3 pid i
+	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
+		[ "$(count_starts "$end_user_id")" -gt "$before" ] && break
+		sleep 0.05
+	done
+	pid=$(pgrep -f "^$top_builddir/cloudapp-ticketd --config $WORK/$name.conf") ||
+		return 1
+	kill -KILL "$pid"
+}
+
+# A daemon killed while cloudappctl waits: the client connects again once,
+# the supervisor starts a new daemon, and the ticket arrives.
+ctl_survives_restart() {
+	local before client status
+	write_config restart "$SECRET" < /dev/null
+	supervised_daemon restart
+	before=$(count_starts alice)
+	"$CTL" --socket "$SOCKET" --timeout 20 ticket --user alice \
+		> "$WORK/restart.ticket" 2> "$WORK/restart.err" &
+	client=$!
+	kill_daemon_mid_task restart alice "$before" || return 1
+	wait "$client"
+	status=$?
+	cat "$WORK/restart.err" "$WORK/restart.starts"
+	[ "$status" = 0 ] && [ -s "$WORK/restart.ticket" ] &&
+		grep -q "closed the connection before the final reply" \
+			"$WORK/restart.err" &&
+		grep -q "sent the request again" "$WORK/restart.err" &&
+		grep -q "^exit -9" "$WORK/restart.starts" &&
+		[ "$(grep -c '^start' "$WORK/restart.starts")" = 2 ]
+}
+
+# The same for the PAM module waiting for the ticket at login.
+pam_survives_restart() {
+	local before login status
+	write_config pamrestart "$SECRET" < /dev/null
+	supervised_daemon pamrestart
+	write_pam_service pamrestart "socket=$SOCKET wait timeout=20"
+	before=$(count_starts bob)
+	pam_login pamrestart bob open_session > "$WORK/pamrestart.out" 2>&1 &
+	login=$!
+	kill_daemon_mid_task pamrestart bob "$before" || return 1
+	wait "$login"
+	status=$?
+	cat "$WORK/pamrestart.out" "$WORK/pamrestart.starts"
+	[ "$status" = 0 ] &&
+		grep -q "Your cloud app is ready" "$WORK/pamrestart.out" &&
+		[ "$(grep -c '^start' "$WORK/pamrestart.starts")" = 2 ]
+}
+
+# A daemon killed twice during one call: the client gives up after its one
+# reconnect with a clear error, well before its timeout.
+ctl_reconnects_once() {
+	local before client status start elapsed
+	before=$(count_starts restart_twice)
+	start=$(date +%s)
+	"$CTL" --socket "$SOCKET" -q --timeout 20 ticket --user restart_twice \
+		> /dev/null 2> "$WORK/twice.err" &
+	client=$!
+	kill_daemon_mid_task pamrestart restart_twice "$before" || return 1
+	kill_daemon_mid_task pamrestart restart_twice "$((before + 1))" || return 1
+	wait "$client"
+	status=$?
+	elapsed=$(($(date +%s) - start))
+	echo "$(head -n 1 "$WORK/twice.err") [$elapsed s]"
+	[ "$status" != 0 ] && [ "$elapsed" -le 10 ] &&
+		grep -q "closed the connection before the final reply" \
+			"$WORK/twice.err"
+}
+
 # The daemon keeps its HTTPS connections open between requests, so the
 # emulator accepts far fewer connections than requests.
 connections_reused() {
@@ -328,6 +418,9 @@ check "clock offset corrected" clock_offset_corrected
 check "idle exit, then restart" idle_exit_and_restart
 check "cloud faults end in time" cloud_faults_bounded
 check "ticket gone after pickup" ticket_gone_after_pickup
+check "cloudappctl survives a daemon restart" ctl_survives_restart
+check "PAM login survives a daemon restart" pam_survives_restart
+check "client reconnects only once" ctl_reconnects_once
 check "certificate from another CA rejected" certificate_rejected wrong-ca
 check "certificate for another name rejected" certificate_rejected wrong-name
 
