@@ -323,8 +323,9 @@ static int ctl_call(struct cloudapp_client *client,
 	if (r < 0 && client->untrusted) {
 		json_object_put(parameters);
 		ctl_log("not using %s: %s; cloudappctl trusts only a socket "
-			"of a root process in a folder only root can write",
-			options->socket_path, client->untrusted);
+			"served by root or %s in a folder only root can write",
+			options->socket_path, client->untrusted,
+			CLOUDAPP_SERVICE_USER);
 		return CTL_EXIT_UNREACHABLE;
 	}
 	if (r < 0) {

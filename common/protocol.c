@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -296,19 +297,29 @@ static const char *client_untrusted_path(const char *path)
 	return NULL;
 }
 
-/* Checks that the process that accepted the connection is root's. */
-static const char *client_untrusted_peer(int fd)
+/*
+ * Checks that the process that listens on the socket runs as root or as
+ * the service user.  SO_PEERCRED names the process that last called
+ * listen() on it: the daemon, which calls it again on a socket from
+ * systemd, or systemd itself for a client that waited in the backlog
+ * before the daemon started.
+ */
+static const char *client_untrusted_peer(struct cloudapp_client *client)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	uid_t service_uid;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+	if (getsockopt(client->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return "its peer credentials cannot be read";
-	/* NOTE: a daemon running as its own system user would need that
-	 * uid here too. */
-	if (cred.uid != 0)
-		return "it is not served by a root process";
-	return NULL;
+	if (cred.uid == 0)
+		return NULL;
+	if (cloudapp_service_uid(&service_uid) == 0 && cred.uid == service_uid)
+		return NULL;
+	snprintf(client->untrusted_reason, sizeof(client->untrusted_reason),
+		 "it is served by uid %u, not by root or the user %s",
+		 (unsigned)cred.uid, CLOUDAPP_SERVICE_USER);
+	return client->untrusted_reason;
 }
 
 /* Opens client->fd to client->path within the deadline. */
@@ -362,7 +373,7 @@ static int client_open(struct cloudapp_client *client)
 		return error ? -error : -errno;
 
 connected:
-	client->untrusted = client_untrusted_peer(client->fd);
+	client->untrusted = client_untrusted_peer(client);
 	if (client->untrusted)
 		return -EPERM;
 	return 0;

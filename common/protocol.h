@@ -135,13 +135,18 @@ bool cloudapp_user_name_valid(const char *name);
  */
 #define CLOUDAPP_CLIENT_RECONNECTS_MAX 1
 
+/* Room for the reason that connect rejected a socket as untrusted. */
+#define CLOUDAPP_UNTRUSTED_REASON_MAX 160
+
 /* A blocking connection to the daemon in which every step has a deadline. */
 struct cloudapp_client {
 	int fd;
 	uint64_t deadline_usec; /* CLOCK_MONOTONIC, in microseconds */
 	struct cloudapp_msgbuf buf;
-	/* Reason connect rejected the socket as untrusted, or NULL. */
+	/* Reason connect rejected the socket as untrusted, or NULL.  It
+	 * points to a constant string or to untrusted_reason. */
 	const char *untrusted;
+	char untrusted_reason[CLOUDAPP_UNTRUSTED_REASON_MAX];
 	char *path;
 	/* The last call as sent, kept to send it again after a reconnect. */
 	char *call;
@@ -158,8 +163,9 @@ uint64_t cloudapp_now_usec(void);
  * with -ETIMEDOUT once timeout_ms have passed from now (0: no deadline).
  * The socket must be trustworthy, since the module and cloudappctl send
  * user names and receive tickets over it: a socket, in a folder owned by
- * root that group and others cannot write, served by a root process.
- * Otherwise returns -EPERM with the reason in client->untrusted.
+ * root that group and others cannot write, whose listening process runs
+ * as root or as the service user CLOUDAPP_SERVICE_USER.  Otherwise returns
+ * -EPERM with the reason in client->untrusted.
  * Returns 0 or a negative errno; on failure no descriptor is left open.
  */
 int cloudapp_client_connect(struct cloudapp_client *client, const char *path,

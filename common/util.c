@@ -7,8 +7,13 @@
 #include "util.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Buffer sizes tried for getpwnam_r(), doubling from the first on ERANGE. */
+#define UTIL_PASSWD_BUFFER_MIN 1024
+#define UTIL_PASSWD_BUFFER_MAX (1024 * 1024)
 
 void cloudapp_wipe(void *p, size_t n)
 {
@@ -110,4 +115,29 @@ void cloudapp_utf8_trim(char *s)
 	start--;
 	if (!cloudapp_utf8_valid(s + start, len - start))
 		s[start] = '\0';
+}
+
+int cloudapp_service_uid(uid_t *ret_uid)
+{
+	struct passwd pw, *result = NULL;
+	size_t size = UTIL_PASSWD_BUFFER_MIN;
+	char *buf = NULL;
+	int r;
+
+	for (;;) {
+		free(buf);
+		buf = malloc(size);
+		if (!buf)
+			return -ENOMEM;
+		r = getpwnam_r(CLOUDAPP_SERVICE_USER, &pw, buf, size, &result);
+		if (r != ERANGE || size >= UTIL_PASSWD_BUFFER_MAX)
+			break;
+		size *= 2;
+	}
+	if (r == 0 && result)
+		*ret_uid = pw.pw_uid;
+	free(buf);
+	if (r != 0)
+		return -r;
+	return result ? 0 : -ENOENT;
 }

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Longest Linux user name accepted on the wire. */
 #define CLOUDAPP_USER_NAME_MAX 256
@@ -35,5 +36,13 @@ bool cloudapp_utf8_valid(const char *s, size_t len);
  * valid for JSON.
  */
 void cloudapp_utf8_trim(char *s);
+
+/*
+ * Looks up the uid of the service user CLOUDAPP_SERVICE_USER, the system
+ * user of cloudapp-ticketd.service.  Returns 0, -ENOENT when the user does
+ * not exist, as on a host where the daemon runs only as root, or another
+ * negative errno.
+ */
+int cloudapp_service_uid(uid_t *ret_uid);
 
 #endif

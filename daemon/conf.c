@@ -839,6 +839,17 @@ static int config_check_endpoint(struct daemon_config *config,
 				ret_error);
 }
 
+/* Returns true when uid may own a secret file: root, the daemon's own
+ * uid or the service user. */
+static bool config_secret_owner_trusted(uid_t uid)
+{
+	uid_t service_uid;
+
+	if (uid == 0 || uid == geteuid())
+		return true;
+	return cloudapp_service_uid(&service_uid) == 0 && uid == service_uid;
+}
+
 int config_open_secret_file(const char *path, int *ret_fd, char **ret_error)
 {
 	struct stat st;
@@ -858,6 +869,13 @@ int config_open_secret_file(const char *path, int *ret_fd, char **ret_error)
 				     "%s is a symbolic link; name the file "
 				     "itself",
 				     path);
+		else if (r == -EACCES && geteuid() != 0)
+			r = asprintf(ret_error,
+				     "cannot open %s: %s; the daemon runs as "
+				     "uid %u, so make the file owned by that "
+				     "user or pass the secret as a systemd "
+				     "credential",
+				     path, strerror(-r), (unsigned)geteuid());
 		else
 			r = asprintf(ret_error, "cannot open %s: %s", path,
 				     strerror(-r));
@@ -872,13 +890,15 @@ int config_open_secret_file(const char *path, int *ret_fd, char **ret_error)
 		return -EINVAL;
 	}
 	/* Another owner could replace the secret, or read it by changing
-	 * the mode back. */
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+	 * the mode back.  The service user may own it, so that root's
+	 * --check-config accepts the file that the service reads. */
+	if (!config_secret_owner_trusted(st.st_uid)) {
 		close(fd);
 		if (asprintf(ret_error,
-			     "%s is owned by uid %u, not by root; run chown "
-			     "root: %s",
-			     path, (unsigned)st.st_uid, path) < 0)
+			     "%s is owned by uid %u, not by root or %s; run "
+			     "chown %s: %s",
+			     path, (unsigned)st.st_uid, CLOUDAPP_SERVICE_USER,
+			     CLOUDAPP_SERVICE_USER, path) < 0)
 			*ret_error = NULL;
 		return -EPERM;
 	}

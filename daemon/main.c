@@ -209,6 +209,15 @@ static int setup_listeners(struct daemon *d, const char *listen_path)
 				  fd);
 			return -EBADF;
 		}
+		/* SO_PEERCRED of a connection names the process that last
+		 * called listen(), which for this socket was systemd.  Calling
+		 * it again lets cloudappctl and the module check the daemon's
+		 * own uid.  NOTE: this replaces a smaller Backlog= of the
+		 * socket unit with SOMAXCONN, systemd's default. */
+		if (listen(fd, SOMAXCONN) < 0)
+			log_warning("listen() again on socket %d failed: "
+				    "%s, ignoring",
+				    fd, strerror(errno));
 		r = server_add_listener(d->server, fd);
 		if (r < 0)
 			return r;

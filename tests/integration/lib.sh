@@ -13,6 +13,12 @@ READY_TIMEOUT=20
 
 TEST_ALICE_UID=10001
 TEST_BOB_UID=10002
+# The system user of the service, as configure --with-service-user set it;
+# make check passes the name, and a run by hand reads config.h.
+: "${CLOUDAPP_SERVICE_USER:=$(sed -n 's/^#define CLOUDAPP_SERVICE_USER "\(.*\)"$/\1/p' \
+	"$top_builddir/config.h" 2>/dev/null)}"
+TEST_SERVICE_USER=${CLOUDAPP_SERVICE_USER:-cloudapp-ticketd}
+TEST_SERVICE_UID=990
 TEST_ACCESS_KEY_ID=LTAItestaccesskey
 TEST_APP_ID=ca-emulator0001
 
@@ -97,11 +103,13 @@ root:x:0:0:root:/root:/bin/sh
 alice:x:$TEST_ALICE_UID:$TEST_ALICE_UID:Alice:/nonexistent:/bin/sh
 bob:x:$TEST_BOB_UID:$TEST_BOB_UID:Bob:/nonexistent:/bin/sh
 Carol:x:10003:10003:Carol:/nonexistent:/bin/sh
+$TEST_SERVICE_USER:x:$TEST_SERVICE_UID:$TEST_SERVICE_UID:App Streaming ticket daemon:/:/usr/sbin/nologin
 PASSWD
 	cat > "$WORK/group" <<GROUP
 root:x:0:
 alice:x:$TEST_ALICE_UID:
 bob:x:$TEST_BOB_UID:
+$TEST_SERVICE_USER:x:$TEST_SERVICE_UID:
 GROUP
 	export NSS_WRAPPER_PASSWD=$WORK/passwd NSS_WRAPPER_GROUP=$WORK/group
 	mkdir -p "$WORK/run-alice" "$WORK/run-bob" "$WORK/out" "$WORK/pam-runtime"

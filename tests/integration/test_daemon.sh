@@ -483,7 +483,8 @@ untrusted_sockets_rejected() {
 	"$CTL" --socket "$WORK/open-dir/t.sock" status > /dev/null \
 		2> "$WORK/trust2.err" && status=1
 	grep -q "writable by group or others" "$WORK/trust2.err" || status=1
-	# A socket whose listening process is not root.
+	# A socket whose listening process is neither root nor the service
+	# user.
 	python3 - "$WORK/user.sock" "$TEST_ALICE_UID" <<'PY' &
 import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -504,7 +505,8 @@ PY
 	sleep 0.2
 	"$CTL" --socket "$WORK/user.sock" status > /dev/null 2> "$WORK/trust3.err" &&
 		status=1
-	grep -q "not served by a root process" "$WORK/trust3.err" || status=1
+	grep -q "served by uid $TEST_ALICE_UID, not by root or the user $TEST_SERVICE_USER" \
+		"$WORK/trust3.err" || status=1
 	cat "$WORK"/trust*.err
 	return $status
 }

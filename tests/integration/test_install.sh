@@ -1,8 +1,9 @@
 #!/bin/bash
 # Checks what "make install" puts in place: every program, the PAM module,
-# the units, the man pages and the example configuration.  It also runs
-# "systemd-analyze verify" on the installed units and checks the PAM
-# module's libraries and exported symbols.
+# the units, the sysusers.d file, the man pages and the example
+# configuration.  It also runs "systemd-analyze verify" and "systemd-analyze
+# security" on the installed units, and checks the PAM module's libraries
+# and exported symbols.
 set -u
 . "$(dirname "$0")/lib.sh"
 
@@ -29,6 +30,7 @@ all_parts_installed() {
 	for name in cloudapp-ticketd cloudappctl pam_cloudapp.so \
 		cloudapp-ticketd.socket cloudapp-ticketd.service \
 		cloudapp-session.service cloudapp-session.desktop \
+		cloudapp-ticketd.conf \
 		cloudapp.conf.example cloudapp-ticketd.8 pam_cloudapp.8 \
 		cloudappctl.1 cloudapp.conf.5; do
 		installed "$name" > /dev/null || return 1
@@ -68,6 +70,49 @@ units_verify() {
 	systemd-analyze verify --man=no \
 		"$WORK/units/cloudapp-ticketd.socket" \
 		"$WORK/units/cloudapp-ticketd.service"
+}
+
+# Largest overall exposure that "systemd-analyze security" may give the
+# service unit, on its scale from 0 (most protected) to 10.
+SECURITY_EXPOSURE_MAX=2.0
+
+# The service unit's exposure is at most SECURITY_EXPOSURE_MAX.  The table
+# of every setting goes to the log.
+unit_security_exposure() {
+	local service exposure
+	if ! systemd-analyze security --help 2>&1 | grep -q -- --offline; then
+		echo "SKIP: $(systemd-analyze --version | head -n 1) has no" \
+			"security --offline, so the unit is not rated"
+		return 0
+	fi
+	service=$(installed cloudapp-ticketd.service) || return 1
+	systemd-analyze security --offline=yes --no-pager "$service" \
+		> "$WORK/security.out" 2>&1
+	cat "$WORK/security.out"
+	exposure=$(sed -n 's/^.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p' \
+		"$WORK/security.out")
+	[ -n "$exposure" ] ||
+		{ echo "no overall exposure level in the output"; return 1; }
+	echo "overall exposure $exposure, at most $SECURITY_EXPOSURE_MAX allowed"
+	awk -v e="$exposure" -v max="$SECURITY_EXPOSURE_MAX" \
+		'BEGIN { exit !(e <= max) }'
+}
+
+# systemd-sysusers creates the service user, as the units name it, from
+# the installed sysusers.d file.
+sysusers_creates_user() {
+	local file user sysroot=$WORK/sysroot
+	command -v systemd-sysusers > /dev/null ||
+		{ echo "SKIP: systemd-sysusers is not installed"; return 0; }
+	file=$(installed cloudapp-ticketd.conf) || return 1
+	user=$(sed -n 's/^User=//p' "$(installed cloudapp-ticketd.service)")
+	[ "$user" = "$TEST_SERVICE_USER" ] ||
+		{ echo "the unit runs as '$user', not $TEST_SERVICE_USER"; return 1; }
+	mkdir -p "$sysroot/etc"
+	systemd-sysusers --root="$sysroot" "$file" || return 1
+	awk -F: -v u="$user" '$1 == u && $3 < 1000 && $7 ~ /nologin$/ { found = 1 }
+		END { exit !found }' "$sysroot/etc/passwd" ||
+		{ cat "$sysroot/etc/passwd"; return 1; }
 }
 
 # The module links only libc, libpam and json-c.
@@ -123,6 +168,8 @@ check "all parts installed" all_parts_installed
 check "every setting documented" settings_documented
 check "man pages render cleanly" man_pages_render
 check "units pass systemd-analyze verify" units_verify
+check "service unit exposure at most 2.0" unit_security_exposure
+check "sysusers file creates service user" sysusers_creates_user
 check "PAM module links few libraries" pam_module_libraries
 check "PAM module exports pam_sm only" pam_module_exports
 
