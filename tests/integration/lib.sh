@@ -89,7 +89,7 @@ require_tools() {
 # Creates $WORK, readable by the test users, with passwd and group files,
 # and sets CTL to a copy of cloudappctl they can run.
 setup_work() {
-	WORK=$(mktemp -d /tmp/cloudapp-test.XXXXXX)
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/cloudapp-test.XXXXXX")
 	chmod 0755 "$WORK"
 	trap lib_cleanup EXIT
 	cat > "$WORK/passwd" <<PASSWD
