@@ -10,7 +10,9 @@ Tasks stay Running for --task-seconds, then turn Finished with a base64
 ticket or, when a fault asks for it, Failed.
 
 State for tests lives in --state-dir:
-  requests.jsonl     one JSON line per request (never the ticket)
+  requests.jsonl     one JSON line per request (never the ticket): "time"
+                     when its request line arrived, "done" just before the
+                     reply was written, and the client's "connection"
   tickets/USER       the last ticket issued for that EndUserId, mode 0600
   faults.json        optional, read on every request: {"USER" or "*": FAULT}
 The emulator's own state lives there too, in files, so that the --workers
@@ -673,6 +675,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         self.server.emulator.counters.add("connections")
 
+    def parse_request(self):
+        # The request line has just been read, so this is when the request
+        # reached the emulator, before its headers were parsed.
+        self.arrived = time.time()
+        return super().parse_request()
+
     def date_time_string(self, timestamp=None):
         """Return the Date header from the emulator's clock, so that a
         client can measure the --clock-offset from it."""
@@ -693,6 +701,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # as a real gateway sends a small response.  Two writes would wake
         # the client twice and skew the benchmark.
         self._headers_buffer.append(b"\r\n" + body)
+        # Taken before the write: after it, this thread may wait for the
+        # GIL, and a later timestamp would count that wait as the client's.
+        self.replied = time.time()
         self.flush_headers()
 
     def do_GET(self):
@@ -759,14 +770,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         emulator = self.server.emulator
         request_id = str(uuidish())
-        entry = {"time": time.time(), "request_id": request_id,
-                 "end_user_id": None, "task_id": None}
+        # "connection" tells the client's connections apart, for the
+        # benchmark's accounting of waits for a free connection.
+        entry = {"time": self.arrived, "request_id": request_id,
+                 "end_user_id": None, "task_id": None,
+                 "connection": f"{os.getpid()}:{self.client_address[1]}"}
+        self.replied = None
         emulator.counters.add("in_flight")
         try:
             self.handle_api(emulator, request_id, entry)
         finally:
             emulator.counters.add("in_flight", -1)
-            entry["done"] = time.time()
+            entry["done"] = self.replied or time.time()
             emulator.record(entry)
 
     def handle_api(self, emulator, request_id, entry):
