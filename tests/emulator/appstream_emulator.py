@@ -692,9 +692,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         This thread stamps the time only once it holds the GIL, which under
         load is tens of milliseconds after the bytes arrived, and a client's
         benchmark would count that wait as its own.  The kernel's TCP_INFO
-        tells how long ago data last arrived, in jiffies, so the estimate
-        adds one jiffy to never be early.  It is never later than the
-        thread's own stamp."""
+        returns the time since data last arrived, counted in whole
+        jiffies.  Adding one jiffy makes the estimate never early, and at
+        most two jiffies late.  It is never later than the thread's own
+        stamp."""
         now = time.time()
         try:
             info = self.connection.getsockopt(socket.IPPROTO_TCP,
@@ -794,7 +795,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         emulator = self.server.emulator
         request_id = str(uuidish())
-        # "connection" tells the client's connections apart, for the
+        # "connection" identifies the client's TCP connection, for the
         # benchmark's accounting of waits for a free connection.
         entry = {"time": self.arrived, "request_id": request_id,
                  "end_user_id": None, "task_id": None,
