@@ -63,7 +63,7 @@ def run_clients(socket_path, users):
             received = time.time()
             if chunk:
                 state[2] += chunk
-                if not chunk.endswith(b"\0"):
+                if b"\0" not in chunk:
                     continue
             selector.unregister(sock)
             sock.close()
@@ -75,13 +75,14 @@ def run_clients(socket_path, users):
 
 
 def reply_result(user, sent, received, data):
-    """Return the result of one client from the bytes it received."""
+    """Return the result of one client from the bytes it received, of
+    which the first NUL-terminated message is the reply."""
     if isinstance(data, Exception):
         return data
-    if not data.endswith(b"\0"):
+    if b"\0" not in data:
         return ConnectionError("the daemon closed the connection before "
                                "the reply")
-    reply = json.loads(data[:-1])
+    reply = json.loads(data[:data.index(b"\0")])
     if "error" in reply:
         return {"user": user, "ok": False,
                 "error": reply["parameters"].get("message", reply["error"])}
@@ -132,9 +133,9 @@ def connection_wait(result, requests):
 
     The daemon opens at most HTTP_CONNECTIONS_PER_HOST (32) connections,
     so when all of them are busy at the emulator a request waits in the
-    daemon's queue.  That wait is the emulator's throughput, not daemon
-    overhead; the time from the earlier reply to this request's arrival
-    stays counted as the daemon's."""
+    daemon's queue.  That wait measures the emulator's throughput, not
+    daemon overhead.  The time from the earlier reply to this request's
+    arrival stays counted as the daemon's."""
     if not requests or requests[0].get("previous_done") is None:
         return 0.0
     busy_until = min(requests[0]["previous_done"], requests[0]["time"])
