@@ -8,13 +8,26 @@
 # SDK into bench/node_modules.  The emulator listens on 127.0.0.1 only.
 #
 # Usage: bench/run-bench.sh [COUNT...]    (default: 100 500 1000)
+# Environment: EMULATOR_WORKERS, the emulator's processes (default 4: on
+# the 2-core machine of docs/benchmarks.md that spent 0.7 ms of emulator
+# CPU per request, against 0.9 ms with 2 and 1.3 ms with 1); TMPDIR, the
+# parent of the scratch folder (default /dev/shm).
 # Writes the report to stdout and to bench/last-run.md.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 counts=${*:-100 500 1000}
-# Tickets fetched before each measured run, so the daemon has learned how
-# long tasks take, as it has on a machine that has been up for a while.
-WARMUP=20
+EMULATOR_WORKERS=${EMULATOR_WORKERS:-4}
+# The emulator creates several files per request.  On an ext4 /tmp that
+# cost about 1 ms of CPU per file on the benchmark machine, against 13 us
+# on tmpfs, and the emulator's bookkeeping should not limit the benchmark.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	export TMPDIR=/dev/shm
+fi
+# Tickets fetched at once before each measured run.  The daemon then has
+# learned how long tasks take and has opened all its connections to the
+# endpoint (HTTP_CONNECTIONS_PER_HOST, 32), as it has on a machine that
+# has been up for a while.
+WARMUP=64
 # The SDK client polls at this fixed interval, a common choice in code
 # that calls the API directly.
 SDK_POLL_MS=1000
@@ -53,12 +66,24 @@ daemon_stat() {
 	awk '/^VmHWM:/ { print $2 } /^VmRSS:/ { print $2 }' "/proc/$pid/status"
 }
 
+# Prints the utime + stime, in clock ticks, of the emulator's processes:
+# the one started last and the workers it forked.
+emulator_ticks() {
+	local parent=$1 pid total=0
+	for pid in "$parent" $(pgrep -P "$parent"); do
+		total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+	done
+	echo "$total"
+}
+
 run_scenario() {
 	local task_seconds=$1 n=$2 tag="t${1}n${2}"
 	local prefix=d${tag}_ sdk_prefix=s${tag}_ warm_prefix=w${tag}_
 	add_users "$prefix" "$n" 100000
 	add_users "$warm_prefix" "$WARMUP" 300000
-	EMULATOR_NAME=emu$tag start_emulator "$task_seconds"
+	EMULATOR_NAME=emu$tag EMULATOR_ARGS="--workers $EMULATOR_WORKERS" \
+		start_emulator "$task_seconds"
+	local emulator_pid=${lib_pids[-1]}
 	[ -f "$SECRET" ] || { cp "$WORK/emulator-secret" "$SECRET"; chmod 0600 "$SECRET"; }
 	write_config "bench$tag" "$SECRET" <<'CONF'
 max_tasks = 100000;
@@ -74,11 +99,14 @@ CONF
 	python3 "$here/bench/loadgen.py" "$socket" "$warm_prefix" "$WARMUP" \
 		"$EMULATOR_STATE" > /dev/null
 
-	local before after
+	local before after emulator_before emulator_after load
+	load=$(cut -d ' ' -f 1 /proc/loadavg)
 	before=$(daemon_stat "$pid" | head -n 1)
+	emulator_before=$(emulator_ticks "$emulator_pid")
 	python3 "$here/bench/loadgen.py" "$socket" "$prefix" "$n" \
 		"$EMULATOR_STATE" > "$WORK/daemon-$tag.json"
 	mapfile -t after < <(daemon_stat "$pid")
+	emulator_after=$(emulator_ticks "$emulator_pid")
 
 	NODE_EXTRA_CA_CERTS=$WORK/certs/ca.pem EMULATOR_STATE=$EMULATOR_STATE \
 		node "$here/bench/sdk-client.js" "127.0.0.1:$EMULATOR_PORT" \
@@ -87,13 +115,15 @@ CONF
 
 	python3 - "$WORK/daemon-$tag.json" "$WORK/sdk-$tag.json" "$task_seconds" \
 		"$n" "$before" "${after[0]}" "${after[1]}" "$idle_rss" \
-		"$(getconf CLK_TCK)" >> "$results" <<'PY'
+		"$(getconf CLK_TCK)" "$((emulator_after - emulator_before))" \
+		"$load" >> "$results" <<'PY'
 import json, sys
 daemon = json.load(open(sys.argv[1]))
 sdk = json.load(open(sys.argv[2]))
 task, n = float(sys.argv[3]), int(sys.argv[4])
 before, after, hwm, idle = (int(x) for x in sys.argv[5:9])
 tick = int(sys.argv[9])
+emulator_ticks, load = int(sys.argv[10]), float(sys.argv[11])
 
 def pct(values, p):
     values = sorted(values)
@@ -104,7 +134,9 @@ def pct(values, p):
 ok = max(daemon["ok"], 1)
 sdk_ok = max(sdk["ok"], 1)
 print(json.dumps({
-    "task_seconds": task, "clients": n,
+    "task_seconds": task, "clients": n, "load_average": load,
+    "emulator_cpu_ms_per_request":
+        emulator_ticks * 1000 / tick / max(daemon["calls"], 1),
     "daemon": {
         "ok": daemon["ok"], "wrong": daemon["wrong_ticket"],
         "errors": daemon["error_count"],
@@ -113,6 +145,10 @@ print(json.dumps({
         "latency_p99_ms": pct(daemon["latency_ms"], 99),
         "added_p50_ms": pct(daemon["added_ms"], 50),
         "added_p99_ms": pct(daemon["added_ms"], 99),
+        "added_without_wait_p50_ms":
+            pct(daemon["added_without_wait_ms"], 50),
+        "added_without_wait_p99_ms":
+            pct(daemon["added_without_wait_ms"], 99),
         "calls_per_ticket": daemon["calls"] / ok,
         "cpu_ms_per_ticket": (after - before) * 1000 / tick / ok,
         "peak_rss_kib": hwm, "idle_rss_kib": idle,
@@ -139,22 +175,28 @@ for task_seconds in 0 3; do
 	done
 done
 
-python3 - "$results" "$SDK_POLL_MS" <<'PY' | tee "$here/bench/last-run.md"
+report=$here/bench/last-run.md
+python3 - "$results" "$SDK_POLL_MS" "$EMULATOR_WORKERS" <<'PY' | tee "$report"
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1])]
 print("| task | clients | | tickets ok / wrong | tickets/s | p50 / p99 latency ms | "
-      "p50 / p99 added ms | calls/ticket | CPU ms/ticket | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      "p50 / p99 added ms | p50 / p99 added without connection wait ms | "
+      "calls/ticket | CPU ms/ticket | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+
+def pair(s, name):
+    if s.get(name + "_p50_ms") is None:
+        return ""
+    return f"{s[name + '_p50_ms']:.2f} / {s[name + '_p99_ms']:.2f}"
+
 for r in rows:
     for side in ("daemon", "sdk"):
         s = r[side]
-        added = (f"{s['added_p50_ms']:.2f} / {s['added_p99_ms']:.2f}"
-                 if side == "daemon" and s["added_p50_ms"] is not None
-                 else "")
         print(f"| {r['task_seconds']:g} s | {r['clients']} | {side} | "
               f"{s['ok']} / {s['wrong']} | {s['tickets_per_s']:.0f} | "
               f"{s['latency_p50_ms']:.0f} / {s['latency_p99_ms']:.0f} | "
-              f"{added} | {s['calls_per_ticket']:.2f} | "
+              f"{pair(s, 'added')} | {pair(s, 'added_without_wait')} | "
+              f"{s['calls_per_ticket']:.2f} | "
               f"{s['cpu_ms_per_ticket']:.3f} | "
               f"{s['peak_rss_kib'] / 1024:.1f} |")
 print()
@@ -163,6 +205,10 @@ for r in rows:
     print(f"- task {r['task_seconds']:g} s, {r['clients']} clients: the SDK "
           f"used {s['cpu_ms_per_ticket'] / d['cpu_ms_per_ticket']:.1f} times "
           f"the daemon's CPU per ticket; daemon idle RSS "
-          f"{d['idle_rss_kib'] / 1024:.1f} MiB")
-print(f"\nThe SDK client polls every {sys.argv[2]} ms.")
+          f"{d['idle_rss_kib'] / 1024:.1f} MiB; the emulator used "
+          f"{r['emulator_cpu_ms_per_request']:.2f} ms of CPU per request "
+          f"during the daemon's run; load average before the run "
+          f"{r['load_average']:.2f}")
+print(f"\nThe SDK client polls every {sys.argv[2]} ms; the emulator ran "
+      f"{sys.argv[3]} worker processes.")
 PY

@@ -10,9 +10,14 @@ Tasks stay Running for --task-seconds, then turn Finished with a base64
 ticket or, when a fault asks for it, Failed.
 
 State for tests lives in --state-dir:
-  requests.jsonl     one JSON line per request (never the ticket)
+  requests.jsonl     one JSON line per request (never the ticket): "time"
+                     when the request reached the socket (see
+                     Handler.arrival_time), "done" just before the reply
+                     was written, and the client's "connection"
   tickets/USER       the last ticket issued for that EndUserId, mode 0600
   faults.json        optional, read on every request: {"USER" or "*": FAULT}
+The emulator's own state lives there too, in files, so that the --workers
+processes share it: tasks/, nonces/, sts/ and fault-hits.json.
 
 A FAULT is an object: "fail" names the fault (see FAULTS), "count" limits
 how many requests it hits (default: all), "delay_seconds" delays the reply,
@@ -20,24 +25,31 @@ and "time_left" sets the Throttling header's TimeLeft.  Without "fail" the
 fault only delays the reply.
 
 GET /_emulator/stats returns counters for tests and benchmarks.  The server
-listens only on a loopback address.
+listens only on a loopback address.  With --workers N, N processes accept
+connections on the same socket, for benchmarks that need more than one
+core's worth of requests.
 """
 
 import argparse
 import base64
+import ctypes
 import datetime
+import fcntl
+import gzip
 import hashlib
 import hmac
 import http.server
 import ipaddress
 import json
+import multiprocessing
 import os
 import re
 import secrets
+import signal
 import socket
 import ssl
+import struct
 import sys
-import threading
 import time
 import urllib.parse
 
@@ -59,6 +71,24 @@ REQUIRED_SIGNED_HEADERS = (
     "x-acs-version",
 )
 TENANT_ID = 1234567890123456789  # past 2^53, to catch float parsing
+MAX_WORKERS = 64
+# struct tcp_info in <linux/tcp.h>: the size to request, and the offset of
+# tcpi_last_data_recv, the milliseconds since data last arrived.
+TCP_INFO_SIZE = 104
+TCP_INFO_LAST_DATA_RECV = 52
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+# The counters of GET /_emulator/stats, kept in memory that every worker
+# process shares.
+COUNTERS = (
+    "requests",
+    "tasks_started",
+    "tickets_issued",
+    "in_flight",
+    "max_in_flight",
+    "connections",
+    "assume_role",
+)
 
 # Faults that a test can request, and the reply each one makes.
 FAULTS = (
@@ -146,13 +176,70 @@ def signature_v2(secret, method, params):
     return base64.b64encode(mac).decode()
 
 
-def make_ticket():
-    """Return a ticket shaped like the real one: base64 of CRLF INI text."""
+def ticket_token(key, task_id, part):
+    """Return 48 bytes derived from the task, base64url-encoded like
+    secrets.token_urlsafe(48)."""
+    message = f"{part}:{task_id}".encode()
+    digest = hmac.new(key, message, hashlib.sha512).digest()[:48]
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def make_ticket(key, task_id):
+    """Return a ticket shaped like the real one: base64 of CRLF INI text.
+
+    The tokens derive from the TaskId under the run's secret key, so every
+    worker returns the same ticket for a task without sharing it.
+    """
     text = ("\r\n[Desktop]\r\nForceTlsType=1\r\n"
-            f"GWTokenPart1={secrets.token_urlsafe(48)}\r\n"
-            f"GWTokenPart2={secrets.token_urlsafe(48)}\r\n"
+            f"GWTokenPart1={ticket_token(key, task_id, 1)}\r\n"
+            f"GWTokenPart2={ticket_token(key, task_id, 2)}\r\n"
             "GatewayAddress=127.0.0.1\r\n")
     return base64.b64encode(text.encode()).decode()
+
+
+def write_new_file(path, data):
+    """Create path with mode 0600 and write data; return False when it
+    exists already.  O_EXCL makes the check atomic across processes."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    return True
+
+
+def read_json_file(path):
+    """Return the JSON value in path, or None when it does not exist."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+
+
+class Counters:
+    """The stats counters, in shared memory made before the workers fork,
+    so that each worker adds to the same numbers."""
+
+    def __init__(self):
+        self.lock = multiprocessing.Lock()
+        self.values = multiprocessing.RawArray("q", len(COUNTERS))
+        self.index = {name: i for i, name in enumerate(COUNTERS)}
+
+    def add(self, name, amount=1):
+        i = self.index[name]
+        with self.lock:
+            self.values[i] += amount
+            if name == "in_flight":
+                top = self.index["max_in_flight"]
+                self.values[top] = max(self.values[top], self.values[i])
+
+    def snapshot(self):
+        with self.lock:
+            return dict(zip(COUNTERS, self.values))
 
 
 class ApiError(Exception):
@@ -181,7 +268,10 @@ class ConnectionFault(Exception):
 
 
 class Emulator:
-    """The shared state: tasks, nonces, faults and counters."""
+    """The state that requests share: tasks, nonces, faults, temporary
+    credentials and counters.  Everything but the counters is in files
+    under the state folder, because the worker processes share no memory
+    but the counters."""
 
     def __init__(self, args, secret):
         self.access_key_id = args.access_key_id
@@ -191,24 +281,16 @@ class Emulator:
         self.task_seconds = args.task_seconds
         self.role_arn = args.role_arn
         self.role_seconds = args.role_seconds
-        self.temporary = {}  # AccessKeyId -> (secret, token, expires)
         self.clock_offset = args.clock_offset
         self.state_dir = args.state_dir
-        self.lock = threading.Lock()
-        self.tasks = {}
-        self.nonces = {}
-        self.fault_hits = {}
-        self.stats = {
-            "requests": 0,
-            "tasks_started": 0,
-            "tickets_issued": 0,
-            "in_flight": 0,
-            "max_in_flight": 0,
-            "connections": 0,
-            "assume_role": 0,
-            "codes": {},
-        }
-        os.makedirs(os.path.join(self.state_dir, "tickets"), exist_ok=True)
+        # Derives the tickets; it never leaves the emulator's processes.
+        self.ticket_key = secrets.token_bytes(32)
+        self.counters = Counters()
+        for name in ("tickets", "tasks", "nonces", "sts"):
+            os.makedirs(self.state_path(name), exist_ok=True)
+
+    def state_path(self, *names):
+        return os.path.join(self.state_dir, *names)
 
     def now(self):
         return time.time() + self.clock_offset
@@ -231,12 +313,27 @@ class Emulator:
         if fault.get("fail", None) not in FAULTS + (None,):
             return None
         count = fault.get("count")
-        with self.lock:
-            hits = self.fault_hits.get(key, 0)
-            if isinstance(count, int) and hits >= count:
-                return None
-            self.fault_hits[key] = hits + 1
+        if isinstance(count, int) and not self.take_fault_hit(key, count):
+            return None
         return fault
+
+    def take_fault_hit(self, key, count):
+        """Count one more hit of the fault under key; return False when it
+        has had count hits already.  An flock on the file serializes the
+        workers."""
+        fd = os.open(self.state_path("fault-hits.json"),
+                     os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            text = f.read()
+            hits = json.loads(text) if text else {}
+            if hits.get(key, 0) >= count:
+                return False
+            hits[key] = hits.get(key, 0) + 1
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps(hits))
+        return True
 
     def check_date(self, date):
         try:
@@ -251,17 +348,16 @@ class Emulator:
                            "Specified time stamp or date value is expired.")
 
     def check_nonce(self, nonce):
-        now = time.time()
-        with self.lock:
-            # Nonces older than twice the date window can no longer replay.
-            if len(self.nonces) > 100000:
-                cutoff = now - 2 * DATE_WINDOW_SECONDS
-                self.nonces = {n: t for n, t in self.nonces.items()
-                               if t > cutoff}
-            if nonce in self.nonces:
-                raise ApiError(400, "SignatureNonceUsed",
-                               "Specified signature nonce was used already.")
-            self.nonces[nonce] = now
+        """Reject a nonce seen before.  Each nonce is an empty file named
+        by its hash, created with O_EXCL.
+
+        NOTE: the files are never pruned, so a run leaves one per signed
+        request in the state folder.
+        """
+        name = hashlib.sha256(nonce.encode()).hexdigest()
+        if not write_new_file(self.state_path("nonces", name), b""):
+            raise ApiError(400, "SignatureNonceUsed",
+                           "Specified signature nonce was used already.")
 
     def authenticate(self, method, path, query, headers, body):
         """Check the signature, date and nonce of one request."""
@@ -335,8 +431,10 @@ class Emulator:
         """Return the secret and the required token for a key id."""
         if access_key_id == self.access_key_id:
             return self.secret, self.security_token
-        with self.lock:
-            temporary = self.temporary.get(access_key_id)
+        temporary = None
+        # The name check keeps the key id from naming a path elsewhere.
+        if re.fullmatch(r"STS\.[0-9a-f]{16}", access_key_id):
+            temporary = read_json_file(self.state_path("sts", access_key_id))
         if temporary is None:
             raise ApiError(404, "InvalidAccessKeyId.NotFound",
                            "Specified access key is not found.")
@@ -359,9 +457,9 @@ class Emulator:
         secret = secrets.token_urlsafe(24)
         token = "CAIS" + secrets.token_urlsafe(48)
         expires = time.time() + self.role_seconds
-        with self.lock:
-            self.temporary[key_id] = (secret, token, expires)
-            self.stats["assume_role"] += 1
+        write_new_file(self.state_path("sts", key_id),
+                       json.dumps([secret, token, expires]).encode())
+        self.counters.add("assume_role")
         expiration = datetime.datetime.fromtimestamp(
             expires, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         return {"AssumedRoleUser": {"Arn": self.role_arn,
@@ -483,14 +581,16 @@ class Emulator:
                            f"The EndUserId {end_user_id} is not valid.")
 
         task_id = params.get("TaskId")
-        with self.lock:
-            if task_id is None:
-                return self.start_task(params, end_user_id, fault_kind)
-            task = self.tasks.get(task_id)
-            if task is None or task["end_user_id"] != end_user_id:
-                raise ApiError(400, "InvalidParameter.TaskId",
-                               f"The TaskId {task_id} is not found.")
-            return self.poll_task(task_id, task)
+        if task_id is None:
+            return self.start_task(params, end_user_id, fault_kind)
+        task = None
+        # The name check keeps the TaskId from naming a path elsewhere.
+        if re.fullmatch(r"task-[0-9a-f]{16}", task_id):
+            task = read_json_file(self.state_path("tasks", task_id))
+        if task is None or task["end_user_id"] != end_user_id:
+            raise ApiError(400, "InvalidParameter.TaskId",
+                           f"The TaskId {task_id} is not found.")
+        return self.poll_task(task_id, task)
 
     def start_task(self, params, end_user_id, fault_kind):
         if not params.get("AppId"):
@@ -498,16 +598,18 @@ class Emulator:
                            "The input parameter AppId that is mandatory "
                            "for processing this request is not supplied.")
         task_id = "task-" + secrets.token_hex(8)
-        self.tasks[task_id] = {
+        task = {
             "end_user_id": end_user_id,
             "app_id": params["AppId"],
+            # CLOCK_MONOTONIC is the same clock in every worker process.
             "started": time.monotonic(),
             "outcome": {"task": "Failed",
                         "never_finish": "Running"}.get(fault_kind,
                                                        "Finished"),
-            "ticket": None,
         }
-        self.stats["tasks_started"] += 1
+        write_new_file(self.state_path("tasks", task_id),
+                       json.dumps(task).encode())
+        self.counters.add("tasks_started")
         return {"TaskId": task_id, "TaskStatus": "Running"}
 
     def poll_task(self, task_id, task):
@@ -516,14 +618,17 @@ class Emulator:
             return {"TaskId": task_id, "TaskStatus": "Running"}
         if task["outcome"] == "Failed":
             return {"TaskId": task_id, "TaskStatus": "Failed"}
-        if task["ticket"] is None:
-            task["ticket"] = make_ticket()
-            self.save_ticket(task["end_user_id"], task["ticket"])
-            self.stats["tickets_issued"] += 1
+        ticket = make_ticket(self.ticket_key, task_id)
+        # The first poll that finds the task finished issues the ticket;
+        # later polls return the same one without saving it again.
+        if write_new_file(self.state_path("tasks", task_id + ".issued"),
+                          b""):
+            self.save_ticket(task["end_user_id"], ticket)
+            self.counters.add("tickets_issued")
         return {
             "TaskId": task_id,
             "TaskStatus": "Finished",
-            "Ticket": task["ticket"],
+            "Ticket": ticket,
             "AppInstanceGroupId": "aig-emulator0001",
             "AppInstanceId": "ai-emulator" + task_id[-6:],
             "AppInstancePersistentId": "p-emulator0001",
@@ -541,13 +646,32 @@ class Emulator:
         os.replace(path + ".tmp", path)
 
     def record(self, entry):
-        with self.lock:
-            self.stats["requests"] += 1
-            codes = self.stats["codes"]
-            codes[entry["result"]] = codes.get(entry["result"], 0) + 1
-            with open(os.path.join(self.state_dir, "requests.jsonl"), "a",
+        """Append the entry to requests.jsonl.  One write() per line with
+        O_APPEND keeps the lines of several workers whole."""
+        self.counters.add("requests")
+        line = (json.dumps(entry) + "\n").encode()
+        fd = os.open(self.state_path("requests.jsonl"),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def stats(self):
+        """Return the counters, and the results of requests.jsonl by
+        Code under "codes"."""
+        stats = self.counters.snapshot()
+        codes = {}
+        try:
+            with open(self.state_path("requests.jsonl"),
                       encoding="utf-8") as f:
-                f.write(json.dumps(entry) + "\n")
+                for line in f:
+                    result = json.loads(line).get("result")
+                    codes[result] = codes.get(result, 0) + 1
+        except FileNotFoundError:
+            pass
+        stats["codes"] = codes
+        return stats
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -556,8 +680,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
-        with self.server.emulator.lock:
-            self.server.emulator.stats["connections"] += 1
+        self.server.emulator.counters.add("connections")
+
+    def parse_request(self):
+        self.arrived = self.arrival_time()
+        return super().parse_request()
+
+    def arrival_time(self):
+        """Return when the request that was just read reached the socket.
+
+        This thread stamps the time only once it holds the GIL, which under
+        load is tens of milliseconds after the bytes arrived, and a client's
+        benchmark would count that wait as its own.  The kernel's TCP_INFO
+        returns the time since data last arrived, counted in whole
+        jiffies.  Adding one jiffy makes the estimate never early, and at
+        most two jiffies late.  It is never later than the thread's own
+        stamp."""
+        now = time.time()
+        try:
+            info = self.connection.getsockopt(socket.IPPROTO_TCP,
+                                              socket.TCP_INFO, TCP_INFO_SIZE)
+            (since_ms,) = struct.unpack_from("=I", info,
+                                             TCP_INFO_LAST_DATA_RECV)
+        except (OSError, struct.error):
+            return now
+        return min(now, now - since_ms / 1000 + JIFFY_SECONDS)
 
     def date_time_string(self, timestamp=None):
         """Return the Date header from the emulator's clock, so that a
@@ -579,6 +726,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # as a real gateway sends a small response.  Two writes would wake
         # the client twice and skew the benchmark.
         self._headers_buffer.append(b"\r\n" + body)
+        # Taken before the write: after it, this thread may wait for the
+        # GIL, and a later timestamp would count that wait as the client's.
+        self.replied = time.time()
         self.flush_headers()
 
     def do_GET(self):
@@ -586,8 +736,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path != "/_emulator/stats":
             self.send_body(404, "text/plain", b"not found\n")
             return
-        with emulator.lock:
-            body = json.dumps(emulator.stats).encode()
+        body = json.dumps(emulator.stats()).encode()
         self.send_body(200, "application/json", body)
 
     def drip_reply(self):
@@ -646,18 +795,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         emulator = self.server.emulator
         request_id = str(uuidish())
-        entry = {"time": time.time(), "request_id": request_id,
-                 "end_user_id": None, "task_id": None}
-        with emulator.lock:
-            emulator.stats["in_flight"] += 1
-            emulator.stats["max_in_flight"] = max(
-                emulator.stats["max_in_flight"], emulator.stats["in_flight"])
+        # "connection" identifies the client's TCP connection, for the
+        # benchmark's accounting of waits for a free connection.
+        entry = {"time": self.arrived, "request_id": request_id,
+                 "end_user_id": None, "task_id": None,
+                 "connection": f"{os.getpid()}:{self.client_address[1]}"}
+        self.replied = None
+        emulator.counters.add("in_flight")
         try:
             self.handle_api(emulator, request_id, entry)
         finally:
-            with emulator.lock:
-                emulator.stats["in_flight"] -= 1
-            entry["done"] = time.time()
+            emulator.counters.add("in_flight", -1)
+            entry["done"] = self.replied or time.time()
             emulator.record(entry)
 
     def handle_api(self, emulator, request_id, entry):
@@ -771,6 +920,26 @@ class Server(http.server.ThreadingHTTPServer):
                          f"{type(error).__name__}: {error}\n")
 
 
+def kernel_jiffy_seconds():
+    """Return the length of the running kernel's jiffy, from CONFIG_HZ in
+    /proc/config.gz or /boot/config-RELEASE, or 10 ms (HZ=100, the
+    longest) when neither is readable."""
+    sources = (("/proc/config.gz", gzip.open),
+               (f"/boot/config-{os.uname().release}", open))
+    for path, opener in sources:
+        try:
+            with opener(path, "rt", encoding="utf-8") as f:
+                for line in f:
+                    if line.startswith("CONFIG_HZ="):
+                        return 1 / int(line.split("=", 1)[1])
+        except (OSError, ValueError):
+            continue
+    return 0.01
+
+
+JIFFY_SECONDS = kernel_jiffy_seconds()
+
+
 def read_secret(path):
     with open(path, encoding="utf-8") as f:
         secret = f.read()
@@ -807,10 +976,38 @@ def parse_args(argv):
                         help="seconds a task stays Running")
     parser.add_argument("--clock-offset", type=float, default=0.0,
                         help="seconds added to the emulator's clock")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes that accept connections (1 to "
+                             f"{MAX_WORKERS})")
     args = parser.parse_args(argv)
     if not ipaddress.ip_address(args.host).is_loopback:
         parser.error(f"--host {args.host} is not a loopback address")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        parser.error(f"--workers {args.workers} is not between 1 and "
+                     f"{MAX_WORKERS}")
     return args
+
+
+def start_workers(server, count):
+    """Fork count worker processes that serve on the server's socket.
+
+    Each worker dies with the parent, through PR_SET_PDEATHSIG, so that
+    stopping the parent stops them all.
+    """
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    for _ in range(count):
+        if os.fork() != 0:
+            continue
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+            os._exit(1)
+        # The parent may have died before prctl() took effect.
+        if os.getppid() != parent:
+            os._exit(0)
+        try:
+            server.serve_forever()
+        finally:
+            os._exit(0)
 
 
 def main(argv=None):
@@ -827,6 +1024,8 @@ def main(argv=None):
     server.socket = context.wrap_socket(server.socket, server_side=True,
                                         do_handshake_on_connect=False)
     server.emulator = emulator
+    # The parent serves too, so it starts one process fewer.
+    start_workers(server, args.workers - 1)
     port = server.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

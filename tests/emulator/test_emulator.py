@@ -100,8 +100,21 @@ class SignatureVectors(unittest.TestCase):
                          "9NaGiOspFP5UPcwX8Iwt2YJXXuk=")
 
     def test_ticket_shape(self):
-        text = base64.b64decode(emu.make_ticket(), validate=True).decode()
+        ticket = emu.make_ticket(b"k" * 32, "task-0123456789abcdef")
+        text = base64.b64decode(ticket, validate=True).decode()
         self.assertTrue(text.startswith("\r\n[Desktop]\r\n"))
+        for part in ("GWTokenPart1", "GWTokenPart2"):
+            token = text.split(f"{part}=")[1].split("\r\n")[0]
+            self.assertEqual(len(token), 64)
+
+    def test_ticket_per_task(self):
+        key = b"k" * 32
+        first = emu.make_ticket(key, "task-0000000000000001")
+        self.assertEqual(first, emu.make_ticket(key, "task-0000000000000001"))
+        self.assertNotEqual(first,
+                            emu.make_ticket(key, "task-0000000000000002"))
+        self.assertNotEqual(first,
+                            emu.make_ticket(b"j" * 32, "task-0000000000000001"))
 
     def test_non_loopback_host_rejected(self):
         with self.assertRaises(SystemExit):
@@ -157,6 +170,8 @@ class Client:
 
 
 class EmulatorProcess(unittest.TestCase):
+    WORKERS = 1
+
     @classmethod
     def setUpClass(cls):
         if not shutil.which("openssl"):
@@ -177,7 +192,7 @@ class EmulatorProcess(unittest.TestCase):
              "--key", os.path.join(cls.work, "certs", "server.key"),
              "--state-dir", cls.state, "--access-key-id", ACCESS_KEY_ID,
              "--access-key-secret-file", secret_file,
-             "--task-seconds", "0.3"],
+             "--task-seconds", "0.3", "--workers", str(cls.WORKERS)],
             stderr=cls.log)
         deadline = time.monotonic() + 20
         while not os.path.exists(port_file):
@@ -325,6 +340,19 @@ class EmulatorProcess(unittest.TestCase):
         self.assertEqual(status, 502)
         self.assertIn(("Content-Type", "text/html"), headers)
 
+    def test_poll_after_finish_same_ticket(self):
+        task_id = self.start("erin")
+        first = self.poll_until_done("erin", task_id)
+        again = self.poll_until_done("erin", task_id)
+        self.assertEqual(first["Ticket"], again["Ticket"])
+
+    def test_task_of_other_user(self):
+        task_id = self.start("frank")
+        status, _, data = self.client.send(
+            {"EndUserId": "grace", "ProductType": "CloudApp",
+             "TaskId": task_id})
+        self.assert_error(status, data, 400, "InvalidParameter.TaskId")
+
     def test_stats(self):
         self.start("dave")
         conn = http.client.HTTPSConnection(
@@ -335,6 +363,14 @@ class EmulatorProcess(unittest.TestCase):
         conn.close()
         self.assertGreaterEqual(stats["tasks_started"], 1)
         self.assertGreaterEqual(stats["requests"], 1)
+
+
+class EmulatorWorkers(EmulatorProcess):
+    """Every test again with three processes.  Each request opens a new
+    connection, so a task, a nonce or a fault count seen by one worker is
+    checked by another."""
+
+    WORKERS = 3
 
 
 if __name__ == "__main__":

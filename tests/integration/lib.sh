@@ -69,7 +69,9 @@ check_summary() {
 lib_cleanup() {
 	local pid
 	for pid in "${lib_pids[@]}"; do
-		kill "$pid" 2>/dev/null
+		# The process may have ended already.  Under set -e, as in the
+		# benchmarks, a failed kill would end the cleanup here.
+		kill "$pid" 2>/dev/null || true
 	done
 	for pid in "${lib_pids[@]}"; do
 		# A killed child ends with 143; that is not a failure here.
@@ -95,7 +97,7 @@ require_tools() {
 # Creates $WORK, readable by the test users, with passwd and group files,
 # and sets CTL to a copy of cloudappctl they can run.
 setup_work() {
-	WORK=$(mktemp -d /tmp/cloudapp-test.XXXXXX)
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/cloudapp-test.XXXXXX")
 	chmod 0755 "$WORK"
 	trap lib_cleanup EXIT
 	cat > "$WORK/passwd" <<PASSWD
