@@ -920,24 +920,68 @@ static bool connection_get_status(struct connection *c)
 	return alive;
 }
 
+/*
+ * Checks the type of each known parameter, since json-c would otherwise
+ * read "wait": "yes" as true and a numeric "user" as missing.  Returns
+ * true, or false after sending an error, with *ret_alive false when that
+ * freed c.
+ */
+static bool connection_parameter_types_valid(struct connection *c,
+					     json_object *parameters,
+					     bool *ret_alive)
+{
+	static const struct {
+		const char *name;
+		json_type type;
+	} known[] = {
+		{ "user", json_type_string },	 { "service", json_type_string },
+		{ "profile", json_type_string }, { "app_id", json_type_string },
+		{ "wait", json_type_boolean },
+	};
+
+	*ret_alive = true;
+	for (size_t i = 0; parameters && i < sizeof(known) / sizeof(known[0]);
+	     i++) {
+		json_object *value;
+
+		if (!json_object_object_get_ex(parameters, known[i].name,
+					       &value) ||
+		    json_object_is_type(value, known[i].type))
+			continue;
+		*ret_alive = connection_error(
+			c, CLOUDAPP_ERROR_INVALID_PARAMETER,
+			json_object_new_object(),
+			"parameter \"%s\" must be a %s, not %s", known[i].name,
+			json_type_to_name(known[i].type),
+			json_type_to_name(json_object_get_type(value)));
+		return false;
+	}
+	return true;
+}
+
 /* Handles one call; returns false if c was freed. */
 static bool connection_dispatch(struct connection *c, json_object *call)
 {
 	const char *method = cloudapp_json_string(call, "method");
 	json_object *parameters = NULL, *more = NULL;
+	bool call_valid = method != NULL, alive;
 
 	if (json_object_object_get_ex(call, "more", &more) &&
 	    !json_object_is_type(more, json_type_boolean))
-		more = NULL;
-	c->more = more && json_object_get_boolean(more);
-	if (!method ||
-	    (json_object_object_get_ex(call, "parameters", &parameters) &&
-	     !json_object_is_type(parameters, json_type_object))) {
+		call_valid = false;
+	if (json_object_object_get_ex(call, "parameters", &parameters) &&
+	    !json_object_is_type(parameters, json_type_object))
+		call_valid = false;
+	c->more = call_valid && more && json_object_get_boolean(more);
+	if (!call_valid) {
 		c->close_after_output = true;
 		return connection_error(c, CLOUDAPP_ERROR_INVALID_MESSAGE, NULL,
-					"a call needs a string \"method\" and an "
-					"object \"parameters\"");
+					"a call needs a string \"method\", an "
+					"object \"parameters\" and a boolean "
+					"\"more\"");
 	}
+	if (!connection_parameter_types_valid(c, parameters, &alive))
+		return alive;
 
 	if (strcmp(method, CLOUDAPP_METHOD_START_TICKET) == 0)
 		return connection_start_ticket(c, parameters);

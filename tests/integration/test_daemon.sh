@@ -16,6 +16,7 @@ chmod 0600 "$SECRET"
 SOCKET=$WORK/ticketd.sock
 write_config good "$SECRET" < /dev/null
 start_daemon "$WORK/good.conf" "$SOCKET"
+MAIN_PID=${lib_pids[-1]}
 DAEMON=$top_builddir/cloudapp-ticketd
 
 # Sends bytes (a Python bytes expression in $2) to socket $1, prints the
@@ -105,6 +106,51 @@ unknown_method_rejected() {
 # After the bad messages above, everyone else is still served.
 daemon_still_serves() {
 	"$CTL" --socket "$SOCKET" --quiet status > /dev/null
+}
+
+# Resident memory of process $1, in KiB.
+rss_kib() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# Bad clients: 2000 idle connections, half-written messages, a client that
+# never reads, and calls with invalid UTF-8 or wrong JSON types.  While
+# they are connected, other users are still served and the daemon's memory
+# stays bounded.  Once they leave, their descriptors are closed.
+bad_clients_leave_others_served() {
+	local rss_before rss_during fds_before fds_after i status=0
+	rm -f "$WORK/bad.ready" "$WORK/bad.done"
+	rss_before=$(rss_kib "$MAIN_PID")
+	fds_before=$(ls "/proc/$MAIN_PID/fd" | wc -l)
+	python3 "$top_srcdir/tests/integration/bad_clients.py" "$SOCKET" 2000 \
+		"$WORK/bad.ready" "$WORK/bad.done" > "$WORK/bad.out" 2>&1 &
+	local bad=$!
+
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		[ -e "$WORK/bad.ready" ] && break
+		kill -0 "$bad" 2>/dev/null || break
+		sleep 0.1
+	done
+	as_user alice "$CTL" --socket "$SOCKET" -q ticket > "$WORK/bad.ticket" ||
+		status=1
+	[ -s "$WORK/bad.ticket" ] || status=1
+	rss_during=$(rss_kib "$MAIN_PID")
+	touch "$WORK/bad.done"
+	wait "$bad" || status=1
+	cat "$WORK/bad.out"
+
+	for ((i = 0; i < 50; i++)); do
+		fds_after=$(ls "/proc/$MAIN_PID/fd" | wc -l)
+		[ "$fds_after" -le $((fds_before + 2)) ] && break
+		sleep 0.1
+	done
+	echo "RSS $rss_before KiB before, $rss_during KiB with the bad" \
+		"clients; descriptors $fds_before before, $fds_after after"
+	# The output buffer of the client that never reads is capped at
+	# 1 MiB; the rest is connection state.
+	[ "$rss_during" -le $((rss_before + 32768)) ] || status=1
+	[ "$fds_after" -le $((fds_before + 2)) ] || status=1
+	return $status
 }
 
 root_gets_any_ticket() {
@@ -518,6 +564,7 @@ check "malformed message rejected" malformed_message_rejected
 check "oversized message rejected" oversized_message_rejected
 check "unknown method rejected" unknown_method_rejected
 check "daemon still serves after bad calls" daemon_still_serves
+check "bad clients leave others served" bad_clients_leave_others_served
 check "root gets any user's ticket" root_gets_any_ticket
 check "unclaimed ticket dropped" unclaimed_ticket_dropped
 check "calls do not wait on each other" calls_do_not_wait_on_each_other
