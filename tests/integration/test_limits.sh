@@ -171,23 +171,33 @@ clock_offset_corrected() {
 			"$WORK/daemon.log"
 }
 
-# Under a supervisor that keeps the socket, as systemd does, the daemon
-# exits when idle and the next client starts it again.
-idle_exit_and_restart() {
-	local socket=$WORK/idle.sock i
-	write_config idle "$SECRET" <<'CONF'
-idle_timeout = 1;
-CONF
+# Starts cloudapp-ticketd NAME under the socket supervisor, which starts
+# it again on the next connection after it exits, as a socket unit does;
+# sets SUPERVISED_SOCKET.
+supervised_daemon() {
+	local name=$1
+	SUPERVISED_SOCKET=$WORK/$name.sock
 	python3 "$top_srcdir/tests/integration/socket-supervisor.py" \
-		"$socket" "$WORK/idle.starts" \
+		"$SUPERVISED_SOCKET" "$WORK/$name.starts" \
 		env LD_PRELOAD="$NSS_WRAPPER_LIB" \
 		NSS_WRAPPER_PASSWD="$NSS_WRAPPER_PASSWD" \
 		NSS_WRAPPER_GROUP="$NSS_WRAPPER_GROUP" \
-		"$top_builddir/cloudapp-ticketd" --config "$WORK/idle.conf" \
+		"$top_builddir/cloudapp-ticketd" --config "$WORK/$name.conf" \
 		2>> "$WORK/daemon.log" &
 	lib_pids+=($!)
-	wait_for "the supervised socket" test -S "$socket"
-	"$CTL" --socket "$socket" -q ticket --user alice > /dev/null || return 1
+	wait_for "the supervised socket" test -S "$SUPERVISED_SOCKET"
+}
+
+# Under a supervisor that keeps the socket, as systemd does, the daemon
+# exits when idle and the next client starts it again.
+idle_exit_and_restart() {
+	local i
+	write_config idle "$SECRET" <<'CONF'
+idle_timeout = 1;
+CONF
+	supervised_daemon idle
+	"$CTL" --socket "$SUPERVISED_SOCKET" -q ticket --user alice > /dev/null ||
+		return 1
 	for ((i = 0; i < 100; i++)); do
 		grep -q "^exit 0" "$WORK/idle.starts" && break
 		sleep 0.1
@@ -195,28 +205,13 @@ CONF
 	grep -q "^exit 0" "$WORK/idle.starts" ||
 		{ echo "the daemon did not exit when idle"; return 1; }
 	# No daemon runs now; this client waits in the backlog.
-	"$CTL" --socket "$socket" -q ticket --user bob > /dev/null || return 1
+	"$CTL" --socket "$SUPERVISED_SOCKET" -q ticket --user bob > /dev/null ||
+		return 1
 	cat "$WORK/idle.starts"
 	[ "$(grep -c '^start' "$WORK/idle.starts")" = 2 ] &&
 		grep -q "idle for 1 s, exiting" "$WORK/daemon.log"
 }
 
-# Starts cloudapp-ticketd NAME under the socket supervisor, which starts
-# it again on the next connection after it exits, as a socket unit does;
-# sets SOCKET.
-supervised_daemon() {
-	local name=$1
-	SOCKET=$WORK/$name.sock
-	python3 "$top_srcdir/tests/integration/socket-supervisor.py" \
-		"$SOCKET" "$WORK/$name.starts" \
-		env LD_PRELOAD="$NSS_WRAPPER_LIB" \
-		NSS_WRAPPER_PASSWD="$NSS_WRAPPER_PASSWD" \
-		NSS_WRAPPER_GROUP="$NSS_WRAPPER_GROUP" \
-		"$top_builddir/cloudapp-ticketd" --config "$WORK/$name.conf" \
-		2>> "$WORK/daemon.log" &
-	lib_pids+=($!)
-	wait_for "the supervised socket" test -S "$SOCKET"
-}
 
 # Kills the daemon of configuration NAME with SIGKILL once the emulator
 # has started a task for END_USER_ID, so that a client is waiting.
@@ -238,7 +233,7 @@ ctl_survives_restart() {
 	write_config restart "$SECRET" < /dev/null
 	supervised_daemon restart
 	before=$(count_starts alice)
-	"$CTL" --socket "$SOCKET" --timeout 20 ticket --user alice \
+	"$CTL" --socket "$SUPERVISED_SOCKET" --timeout 20 ticket --user alice \
 		> "$WORK/restart.ticket" 2> "$WORK/restart.err" &
 	client=$!
 	kill_daemon_mid_task restart alice "$before" || return 1
@@ -258,7 +253,7 @@ pam_survives_restart() {
 	local before login status
 	write_config pamrestart "$SECRET" < /dev/null
 	supervised_daemon pamrestart
-	write_pam_service pamrestart "socket=$SOCKET wait timeout=20"
+	write_pam_service pamrestart "socket=$SUPERVISED_SOCKET wait timeout=20"
 	before=$(count_starts bob)
 	pam_login pamrestart bob open_session > "$WORK/pamrestart.out" 2>&1 &
 	login=$!
@@ -277,7 +272,8 @@ ctl_reconnects_once() {
 	local before client status start elapsed
 	before=$(count_starts restart_twice)
 	start=$(date +%s)
-	"$CTL" --socket "$SOCKET" -q --timeout 20 ticket --user restart_twice \
+	"$CTL" --socket "$SUPERVISED_SOCKET" -q --timeout 20 \
+		ticket --user restart_twice \
 		> /dev/null 2> "$WORK/twice.err" &
 	client=$!
 	kill_daemon_mid_task pamrestart restart_twice "$before" || return 1
