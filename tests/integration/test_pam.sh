@@ -72,17 +72,19 @@ root_and_min_uid() {
 }
 
 # wait: the session opens once the ticket is ready, and the greeter
-# (pamtester's conversation) receives the progress.
+# (pamtester's conversation) receives the progress.  The user has no task
+# from an earlier check, which could already be ready on a slow machine,
+# so that no progress would be shown.
 wait_with_progress() {
 	write_pam_service waitlogin "socket=$SOCKET wait timeout=20"
-	pam_login waitlogin bob open_session > "$WORK/wait.out" 2>&1 ||
+	pam_login waitlogin erin_x open_session > "$WORK/wait.out" 2>&1 ||
 		{ cat "$WORK/wait.out"; return 1; }
 	cat "$WORK/wait.out"
 	grep -q "Starting your cloud app" "$WORK/wait.out" &&
 		grep -q "Your cloud app is ready" "$WORK/wait.out" &&
 		"$CTL" --socket "$SOCKET" status --json |
 		grep -q '"state": "ready"' &&
-		"$CTL" --socket "$SOCKET" -q ticket --user bob > /dev/null
+		"$CTL" --socket "$SOCKET" -q ticket --user erin_x > /dev/null
 }
 
 # fail=closed needs the module "required" in the session stack: PAM
@@ -270,6 +272,7 @@ ticket_file_symlink_rejected() {
 
 echo "carol_x:x:10060:10060::/nonexistent:/bin/sh" >> "$WORK/passwd"
 echo "dave_x:x:10061:10061::/nonexistent:/bin/sh" >> "$WORK/passwd"
+echo "erin_x:x:10062:10062::/nonexistent:/bin/sh" >> "$WORK/passwd"
 check "auth and session start one task" auth_then_session_one_task
 check "su, sudo, cron, sshd excluded" excluded_services
 check "ignore_root and min_uid" root_and_min_uid
