@@ -231,19 +231,20 @@ CONF
 # ticket_file writes the ticket to DIR/UID/ticket for the user, exports
 # its path, and removes it at close_session.
 ticket_file_option() {
-	local dir=$WORK/ticket-files file
+	local dir=$WORK/ticket-files file status=0
 	write_pam_service tfile \
 		"socket=$SOCKET ticket_file ticket_dir=$dir timeout=20"
 	# pamtester does not show the PAM environment; libpam called
-	# in-process does.
-	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
-		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
-		PAM_WRAPPER_RUNTIME_DIR="$WORK/pam-runtime" \
-		python3 "$top_srcdir/tests/integration/pam_session.py" tfile \
-		alice CLOUDAPP_TICKET_FILE > "$WORK/tfile.out" 2>&1
+	# in-process does.  Where pam_session cannot run, the checks with
+	# pamtester below still run.
+	pam_session tfile alice CLOUDAPP_TICKET_FILE > "$WORK/tfile.out" 2>&1 ||
+		status=$?
 	file=$dir/$TEST_ALICE_UID/ticket
 	cat "$WORK/tfile.out"
-	grep -qx "CLOUDAPP_TICKET_FILE=$file" "$WORK/tfile.out" || return 1
+	if [ "$status" != "$CHECK_SKIPPED" ]; then
+		grep -qx "CLOUDAPP_TICKET_FILE=$file" "$WORK/tfile.out" ||
+			return 1
+	fi
 	# pam_session.py closes the session too; open it again to check the
 	# file, then close it with pamtester.
 	pam_login tfile alice open_session > /dev/null 2>&1 || return 1
