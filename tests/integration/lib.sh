@@ -8,8 +8,9 @@ set -u
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 : "${top_builddir:=$top_srcdir}"
 
-# Seconds to wait for a started service to become ready.
-READY_TIMEOUT=20
+# Seconds to wait for a started service to become ready.  TIMEOUT_SCALE,
+# a whole number, stretches it for a daemon under valgrind.
+READY_TIMEOUT=$((20 * ${TIMEOUT_SCALE:-1}))
 
 TEST_ALICE_UID=10001
 TEST_BOB_UID=10002
@@ -214,6 +215,31 @@ start_daemon() {
 	# systemd-socket-activate creates the socket with the umask's mode;
 	# the unit's SocketMode=0666 is what production uses.
 	chmod 0666 "$socket"
+	if [ "${TIMEOUT_SCALE:-1}" -gt 1 ]; then
+		wait_until_serving "$socket"
+	fi
+}
+
+# Counts the daemons that logged that they serve, so far.
+count_serving() {
+	grep -c "serving tickets from" "$WORK/daemon.log" 2>/dev/null || true
+}
+
+# systemd-socket-activate starts the daemon at the first connection.  A
+# daemon under valgrind takes seconds to start, which a check's first call
+# would spend out of its timeout, so this connects once without a call and
+# waits until the daemon logs that it serves.
+wait_until_serving() {
+	local before
+	before=$(count_serving)
+	python3 -c 'import socket, sys
+socket.socket(socket.AF_UNIX).connect(sys.argv[1])' "$1" ||
+		fail "cannot connect to $1"
+	wait_for "the daemon on $1" serving_more_than "$before"
+}
+
+serving_more_than() {
+	[ "$(count_serving)" -gt "$1" ]
 }
 
 # Runs a command as a test user, with that user's runtime folder.

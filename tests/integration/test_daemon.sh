@@ -256,6 +256,9 @@ PY
 out_of_descriptors() {
 	local socket=$WORK/nofile.sock count
 	write_config nofile "$SECRET" < /dev/null
+	# The daemon runs without valgrind here even under
+	# tools/run-valgrind.sh: valgrind keeps descriptors of its own below
+	# the limit and changes how many the daemon can open.
 	DAEMON_WRAPPER="prlimit --nofile=48:48" \
 		start_daemon "$WORK/nofile.conf" "$socket"
 	python3 - "$socket" <<'PY' || return 1
