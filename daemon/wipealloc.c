@@ -17,8 +17,8 @@
  *
  * AddressSanitizer replaces malloc() itself, and memory from its
  * allocator must not reach __libc_free(), so a build with
- * -fsanitize=address leaves these wrappers out.  tools/run-sanitized.sh
- * has ASan fill freed blocks with zeros instead (free_fill_byte).
+ * -fsanitize=address leaves these wrappers out and does not wipe freed
+ * blocks.
  */
 
 #include "config.h"

@@ -61,13 +61,10 @@ chmod 1777 "$reports"
 # halt_on_error and -fno-sanitize-recover: the first error ends the
 # process.  verify_asan_link_order=0: the daemon and cloudappctl run with
 # nss_wrapper preloaded ahead of libasan, which interposes no function
-# that ASan intercepts.  free_fill_byte: ASan's allocator replaces
-# daemon/wipealloc.c, so it wipes freed blocks instead, which
-# test_limits.sh checks in a core dump of the daemon.
+# that ASan intercepts.
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:abort_on_error=0"`
 	`":verify_asan_link_order=0:detect_stack_use_after_return=1"`
-	`":check_initialization_order=1:free_fill_byte=0"`
-	`":max_free_fill_size=16777216:log_path=$reports/asan"
+	`":check_initialization_order=1:log_path=$reports/asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"`
 	`":log_path=$reports/ubsan"
 # pamtester and python3 are not built with ASan but load the PAM module
