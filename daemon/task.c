@@ -223,6 +223,7 @@ int task_registry_new(sd_event *event, struct daemon_config *config,
 				    ret_error);
 	if (r < 0) {
 		credentials_clear(&registry->credentials);
+		config_unref(registry->config);
 		sd_event_unref(registry->event);
 		free(registry);
 		return r;

@@ -14,6 +14,11 @@
  *
  * NOTE: memory freed by glibc internally (for example by reallocarray())
  * does not pass through these wrappers.
+ *
+ * AddressSanitizer replaces malloc() itself, and memory from its
+ * allocator must not reach __libc_free(), so a build with
+ * -fsanitize=address leaves these wrappers out and does not wipe freed
+ * blocks.
  */
 
 #include "config.h"
@@ -21,6 +26,16 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define WIPEALLOC_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define WIPEALLOC_UNDER_ASAN 1
+#endif
+#endif
+
+#ifndef WIPEALLOC_UNDER_ASAN
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
@@ -67,3 +82,5 @@ void *realloc(void *ptr, size_t size)
 	free(ptr);
 	return grown;
 }
+
+#endif /* !WIPEALLOC_UNDER_ASAN */

@@ -10,7 +10,8 @@ make -j"$(nproc)" check || status=$?
 if [ "$status" != 0 ]; then
 	echo "run-tests: some tests failed; the logs:" >&2
 	for log in $(find tests -name '*.log' ! -name test-suite.log); do
-		if grep -q '^FAIL\|^ERROR' "${log%.log}.trs" 2>/dev/null; then
+		if grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" \
+			2>/dev/null; then
 			echo "----- $log" >&2
 			cat "$log" >&2
 		fi

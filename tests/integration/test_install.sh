@@ -115,7 +115,9 @@ sysusers_creates_user() {
 		{ cat "$sysroot/etc/passwd"; return 1; }
 }
 
-# The module links only libc, libpam and json-c.
+# The module links only libc, libpam and json-c, plus the sanitizer
+# runtimes in the build of tools/run-sanitized.sh, which sets
+# SANITIZER_PRELOAD.
 pam_module_libraries() {
 	local module needed library
 	module=$(installed pam_cloudapp.so) || return 1
@@ -123,6 +125,12 @@ pam_module_libraries() {
 	for library in $needed; do
 		case $library in
 		libc.so.* | libpam.so.* | libjson-c.so.*) ;;
+		libasan.so.* | libubsan.so.*)
+			if [ -z "${SANITIZER_PRELOAD:-}" ]; then
+				echo "pam_cloudapp.so needs $library"
+				return 1
+			fi
+			;;
 		*)
 			echo "pam_cloudapp.so needs $library"
 			return 1

@@ -72,17 +72,19 @@ root_and_min_uid() {
 }
 
 # wait: the session opens once the ticket is ready, and the greeter
-# (pamtester's conversation) receives the progress.
+# (pamtester's conversation) receives the progress.  The user has no task
+# from an earlier check, which could already be ready on a slow machine,
+# so that no progress would be shown.
 wait_with_progress() {
 	write_pam_service waitlogin "socket=$SOCKET wait timeout=20"
-	pam_login waitlogin bob open_session > "$WORK/wait.out" 2>&1 ||
+	pam_login waitlogin erin_x open_session > "$WORK/wait.out" 2>&1 ||
 		{ cat "$WORK/wait.out"; return 1; }
 	cat "$WORK/wait.out"
 	grep -q "Starting your cloud app" "$WORK/wait.out" &&
 		grep -q "Your cloud app is ready" "$WORK/wait.out" &&
 		"$CTL" --socket "$SOCKET" status --json |
 		grep -q '"state": "ready"' &&
-		"$CTL" --socket "$SOCKET" -q ticket --user bob > /dev/null
+		"$CTL" --socket "$SOCKET" -q ticket --user erin_x > /dev/null
 }
 
 # fail=closed needs the module "required" in the session stack: PAM
@@ -229,19 +231,20 @@ CONF
 # ticket_file writes the ticket to DIR/UID/ticket for the user, exports
 # its path, and removes it at close_session.
 ticket_file_option() {
-	local dir=$WORK/ticket-files file
+	local dir=$WORK/ticket-files file status=0
 	write_pam_service tfile \
 		"socket=$SOCKET ticket_file ticket_dir=$dir timeout=20"
 	# pamtester does not show the PAM environment; libpam called
-	# in-process does.
-	LD_PRELOAD="$PAM_WRAPPER_LIB:$NSS_WRAPPER_LIB" PAM_WRAPPER=1 \
-		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
-		PAM_WRAPPER_RUNTIME_DIR="$WORK/pam-runtime" \
-		python3 "$top_srcdir/tests/integration/pam_session.py" tfile \
-		alice CLOUDAPP_TICKET_FILE > "$WORK/tfile.out" 2>&1
+	# in-process does.  Where pam_session cannot run, the checks with
+	# pamtester below still run.
+	pam_session tfile alice CLOUDAPP_TICKET_FILE > "$WORK/tfile.out" 2>&1 ||
+		status=$?
 	file=$dir/$TEST_ALICE_UID/ticket
 	cat "$WORK/tfile.out"
-	grep -qx "CLOUDAPP_TICKET_FILE=$file" "$WORK/tfile.out" || return 1
+	if [ "$status" != "$CHECK_SKIPPED" ]; then
+		grep -qx "CLOUDAPP_TICKET_FILE=$file" "$WORK/tfile.out" ||
+			return 1
+	fi
 	# pam_session.py closes the session too; open it again to check the
 	# file, then close it with pamtester.
 	pam_login tfile alice open_session > /dev/null 2>&1 || return 1
@@ -270,6 +273,7 @@ ticket_file_symlink_rejected() {
 
 echo "carol_x:x:10060:10060::/nonexistent:/bin/sh" >> "$WORK/passwd"
 echo "dave_x:x:10061:10061::/nonexistent:/bin/sh" >> "$WORK/passwd"
+echo "erin_x:x:10062:10062::/nonexistent:/bin/sh" >> "$WORK/passwd"
 check "auth and session start one task" auth_then_session_one_task
 check "su, sudo, cron, sshd excluded" excluded_services
 check "ignore_root and min_uid" root_and_min_uid
