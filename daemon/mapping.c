@@ -237,7 +237,7 @@ static int map_open(const char *path, FILE **ret_file, char **ret_error)
 		return r;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > MAPPING_MAP_MAX) {
+	    st.st_size > (off_t)MAPPING_MAP_MAX) {
 		close(fd);
 		if (asprintf(ret_error,
 			     "%s is not a regular file of at most %d bytes",

@@ -33,7 +33,7 @@
 #include "sts.h"
 #include "util.h"
 
-#define USEC_PER_MSEC 1000u
+#define USEC_PER_MSEC UINT64_C(1000)
 
 /* How late sd-event may fire the poll and deadline timers.  Its default,
  * 250 ms, would stretch a short poll interval noticeably. */
@@ -850,7 +850,7 @@ static void task_on_success(struct task *task, struct api_result *result)
 					 result->request_id,
 					 result->http_status,
 					 "the Ticket is %zu bytes long, more "
-					 "than the %d this daemon accepts",
+					 "than the %zu this daemon accepts",
 					 strlen(result->ticket), API_TICKET_MAX);
 		log_ids(LOG_INFO, &ids,
 			"ticket ready after %u calls, %zu bytes, in %.1f s",
