@@ -229,6 +229,14 @@ static bool config_int_matches_text(const char *path, int line,
 	return matches;
 }
 
+/* Converts milliseconds to seconds for messages.  Every duration the
+ * configuration allows is far below 2^53 ms, so the double conversion is
+ * exact. */
+static double ms_to_seconds(int64_t ms)
+{
+	return (double)ms / 1000.0;
+}
+
 /* Reads a duration in seconds (integer or float) into milliseconds. */
 static int config_get_seconds(const struct config_source *cfg, const char *path,
 			      const char *name, int64_t min_ms, int64_t max_ms,
@@ -251,7 +259,8 @@ static int config_get_seconds(const struct config_source *cfg, const char *path,
 					    name,
 					    "the number is too large; use %g "
 					    "to %g",
-					    min_ms / 1000.0, max_ms / 1000.0);
+					    ms_to_seconds(min_ms),
+					    ms_to_seconds(max_ms));
 		break;
 	case CONFIG_TYPE_INT64:
 		seconds = (double)config_setting_get_int64(s);
@@ -269,7 +278,8 @@ static int config_get_seconds(const struct config_source *cfg, const char *path,
 		return config_error(ret_error, path,
 				    config_setting_source_line(s), name,
 				    "%g seconds is out of range; use %g to %g",
-				    seconds, min_ms / 1000.0, max_ms / 1000.0);
+				    seconds, ms_to_seconds(min_ms),
+				    ms_to_seconds(max_ms));
 	*ret_ms = (int64_t)(seconds * 1000 + 0.5);
 	return 0;
 }
@@ -1221,8 +1231,8 @@ static int config_get_durations(struct daemon_config *config,
 				 "poll_interval_max",
 				 "%g seconds is less than poll_interval (%g "
 				 "seconds); raise it",
-				 config->poll_interval_max_ms / 1000.0,
-				 config->poll_interval_ms / 1000.0);
+				 ms_to_seconds(config->poll_interval_max_ms),
+				 ms_to_seconds(config->poll_interval_ms));
 	return r;
 }
 
