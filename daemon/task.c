@@ -543,7 +543,12 @@ static void task_cancel_transfer(struct task *task)
 	task_request_done(task->registry);
 }
 
-/* Queues the task's next API request behind those already waiting. */
+/*
+ * Queues the task's next API request behind those already waiting.
+ * NOTE: when the request cannot start at once (out of memory, or no random
+ * bytes for the nonce), task_fail() may hand the error to a waiter and free
+ * the task, and this function and task_on_poll_timer() then read it.
+ */
 static void task_request_send(struct task *task)
 {
 	struct task_registry *registry = task->registry;
