@@ -999,7 +999,8 @@ static int ctl_parse_global_options(int argc, char **argv,
 			options->socket_path = optarg;
 			break;
 		case 't':
-			if (cloudapp_parse_seconds(optarg, CTL_TIMEOUT_MAX_MS,
+			if (cloudapp_parse_seconds(optarg,
+						   (int64_t)CTL_TIMEOUT_MAX_MS,
 						   &timeout_ms) < 0 ||
 			    timeout_ms == 0) {
 				ctl_log("invalid timeout \"%s\": expected "

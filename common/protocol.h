@@ -24,7 +24,7 @@
 #include <stdint.h>
 
 /* Largest message, NUL excluded.  A ticket is a few KiB of base64. */
-#define CLOUDAPP_MESSAGE_MAX (64 * 1024)
+#define CLOUDAPP_MESSAGE_MAX ((size_t)64 * 1024)
 
 /* Deepest JSON nesting accepted in a message. */
 #define CLOUDAPP_MESSAGE_DEPTH_MAX 8

@@ -13,7 +13,7 @@
 
 /* Buffer sizes tried for getpwnam_r(), doubling from the first on ERANGE. */
 #define UTIL_PASSWD_BUFFER_MIN 1024
-#define UTIL_PASSWD_BUFFER_MAX (1024 * 1024)
+#define UTIL_PASSWD_BUFFER_MAX ((size_t)1024 * 1024)
 
 void cloudapp_wipe(void *p, size_t n)
 {

@@ -8,6 +8,7 @@
 #define CLOUDAPP_API_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -22,7 +23,7 @@
 
 /* Longest Ticket accepted.  Real tickets are a few hundred bytes; the
  * limit keeps the final reply under the wire protocol's 64 KiB. */
-#define API_TICKET_MAX (32 * 1024)
+#define API_TICKET_MAX ((size_t)32 * 1024)
 
 /* The parameters of one GetConnectionTicket call. */
 struct api_ticket_call {

@@ -77,12 +77,20 @@ static const char *const config_known_settings[] = {
 	"ticket_timeout",
 };
 
-static int config_error(char **ret_error, const char *file, int line,
-			const char *setting, const char *format, ...)
+static void config_report(char **ret_error, const char *file, int line,
+			  const char *setting, const char *format, ...)
 	__attribute__((format(printf, 5, 6)));
 
-static int config_error(char **ret_error, const char *file, int line,
-			const char *setting, const char *format, ...)
+/*
+ * Stores the message "FILE:LINE: setting SETTING: DETAIL" in *ret_error
+ * and evaluates to -EINVAL.  It is a macro so that the -EINVAL is visible
+ * at each call, because clang's static analyzer does not inline variadic
+ * functions and otherwise assumes that an error may return 0.
+ */
+#define config_error(...) (config_report(__VA_ARGS__), -EINVAL)
+
+static void config_report(char **ret_error, const char *file, int line,
+			  const char *setting, const char *format, ...)
 {
 	char detail[1024];
 	va_list ap;
@@ -94,7 +102,6 @@ static int config_error(char **ret_error, const char *file, int line,
 	if (asprintf(ret_error, "%s:%d: setting %s: %s", file, line, setting,
 		     detail) < 0)
 		*ret_error = NULL;
-	return -EINVAL;
 }
 
 /*
@@ -222,6 +229,14 @@ static bool config_int_matches_text(const char *path, int line,
 	return matches;
 }
 
+/* Converts milliseconds to seconds for messages.  Every duration the
+ * configuration allows is far below 2^53 ms, so the double conversion is
+ * exact. */
+static double ms_to_seconds(int64_t ms)
+{
+	return (double)ms / 1000.0;
+}
+
 /* Reads a duration in seconds (integer or float) into milliseconds. */
 static int config_get_seconds(const struct config_source *cfg, const char *path,
 			      const char *name, int64_t min_ms, int64_t max_ms,
@@ -244,7 +259,8 @@ static int config_get_seconds(const struct config_source *cfg, const char *path,
 					    name,
 					    "the number is too large; use %g "
 					    "to %g",
-					    min_ms / 1000.0, max_ms / 1000.0);
+					    ms_to_seconds(min_ms),
+					    ms_to_seconds(max_ms));
 		break;
 	case CONFIG_TYPE_INT64:
 		seconds = (double)config_setting_get_int64(s);
@@ -262,7 +278,8 @@ static int config_get_seconds(const struct config_source *cfg, const char *path,
 		return config_error(ret_error, path,
 				    config_setting_source_line(s), name,
 				    "%g seconds is out of range; use %g to %g",
-				    seconds, min_ms / 1000.0, max_ms / 1000.0);
+				    seconds, ms_to_seconds(min_ms),
+				    ms_to_seconds(max_ms));
 	*ret_ms = (int64_t)(seconds * 1000 + 0.5);
 	return 0;
 }
@@ -460,10 +477,10 @@ static int config_get_users(struct daemon_config *config, const struct config_so
 	r = mapping_load_map(config->end_user_id_map, &config->map,
 			     &config->map_len, &detail);
 	if (r < 0) {
-		config_error(ret_error, setting_path(cfg, "end_user_id_map", path),
-			     setting_line(cfg, "end_user_id_map"),
-			     "end_user_id_map", "%s",
-			     detail ? detail : strerror(-r));
+		config_report(ret_error, setting_path(cfg, "end_user_id_map", path),
+			      setting_line(cfg, "end_user_id_map"),
+			      "end_user_id_map", "%s",
+			      detail ? detail : strerror(-r));
 		free(detail);
 	}
 	return r;
@@ -648,8 +665,8 @@ static int profile_read(const config_setting_t *group, const char *path,
 
 		if (cloudapp_placeholder_check(*arg, &detail))
 			continue;
-		config_error(ret_error, file, line, "client_command", "%s%s",
-			     label, detail ? detail : "out of memory");
+		config_report(ret_error, file, line, "client_command", "%s%s",
+			      label, detail ? detail : "out of memory");
 		free(detail);
 		return -EINVAL;
 	}
@@ -689,8 +706,8 @@ static int config_get_defaults(struct daemon_config *config,
 		 * the file and line that set NAME. */
 		if (sscanf(problem, "setting %63[a-z_]: ", name) == 1)
 			detail = problem + strlen("setting ") + strlen(name) + 2;
-		config_error(ret_error, setting_path(cfg, name, config->path),
-			     setting_line(cfg, name), name, "%s", detail);
+		config_report(ret_error, setting_path(cfg, name, config->path),
+			      setting_line(cfg, name), name, "%s", detail);
 		free(problem);
 		return -EINVAL;
 	}
@@ -742,10 +759,10 @@ static int config_get_profiles(struct daemon_config *config,
 			return r;
 		problem = profile_check(profile);
 		if (problem) {
-			config_error(ret_error, setting_file(group, path),
-				     config_setting_source_line(group),
-				     "profiles", "profile %s: %s",
-				     profile->name, problem);
+			config_report(ret_error, setting_file(group, path),
+				      config_setting_source_line(group),
+				      "profiles", "profile %s: %s",
+				      profile->name, problem);
 			free(problem);
 			return -EINVAL;
 		}
@@ -1025,7 +1042,7 @@ static int config_get_command(struct daemon_config *config,
 				    "client_command",
 				    "must be a list of strings, e.g. "
 				    "[\"/usr/bin/client\", \"%%{ticket_file}\"]");
-	if (n == 0)
+	if (n <= 0)
 		return config_error(ret_error, command_path,
 				    config_setting_source_line(s),
 				    "client_command", "must not be empty");
@@ -1051,10 +1068,10 @@ static int config_get_command(struct daemon_config *config,
 		if (!config->client_command[i])
 			return -ENOMEM;
 		if (!cloudapp_placeholder_check(value, &detail)) {
-			config_error(ret_error, command_path,
-				     config_setting_source_line(s),
-				     "client_command", "%s",
-				     detail ? detail : "out of memory");
+			config_report(ret_error, command_path,
+				      config_setting_source_line(s),
+				      "client_command", "%s",
+				      detail ? detail : "out of memory");
 			free(detail);
 			return -EINVAL;
 		}
@@ -1214,8 +1231,8 @@ static int config_get_durations(struct daemon_config *config,
 				 "poll_interval_max",
 				 "%g seconds is less than poll_interval (%g "
 				 "seconds); raise it",
-				 config->poll_interval_max_ms / 1000.0,
-				 config->poll_interval_ms / 1000.0);
+				 ms_to_seconds(config->poll_interval_max_ms),
+				 ms_to_seconds(config->poll_interval_ms));
 	return r;
 }
 
@@ -1317,9 +1334,9 @@ static int config_check_values(struct daemon_config *config,
 		return -ENOMEM;
 	r = mapping_check_template(config->end_user_id, &detail);
 	if (r < 0) {
-		config_error(ret_error, setting_path(cfg, "end_user_id", config->path),
-			     setting_line(cfg, "end_user_id"), "end_user_id",
-			     "%s", detail ? detail : "invalid template");
+		config_report(ret_error, setting_path(cfg, "end_user_id", config->path),
+			      setting_line(cfg, "end_user_id"), "end_user_id",
+			      "%s", detail ? detail : "invalid template");
 		free(detail);
 		return r;
 	}
@@ -1327,9 +1344,9 @@ static int config_check_values(struct daemon_config *config,
 	if (config->ca_file) {
 		r = config_check_ca_file(config->ca_file, &detail);
 		if (r < 0) {
-			config_error(ret_error, setting_path(cfg, "ca_file", config->path),
-				     setting_line(cfg, "ca_file"), "ca_file",
-				     "%s", detail ? detail : strerror(-r));
+			config_report(ret_error, setting_path(cfg, "ca_file", config->path),
+				      setting_line(cfg, "ca_file"), "ca_file",
+				      "%s", detail ? detail : strerror(-r));
 			free(detail);
 			return r;
 		}
@@ -1346,21 +1363,21 @@ static int config_check_values(struct daemon_config *config,
 					    &token, &detail);
 		cloudapp_free_secret(token);
 		if (r < 0) {
-			config_error(ret_error,
-				     setting_path(cfg, "security_token_file",
-						  config->path),
-				     setting_line(cfg, "security_token_file"),
-				     "security_token_file", "%s",
-				     detail ? detail : strerror(-r));
+			config_report(ret_error,
+				      setting_path(cfg, "security_token_file",
+						   config->path),
+				      setting_line(cfg, "security_token_file"),
+				      "security_token_file", "%s",
+				      detail ? detail : strerror(-r));
 			free(detail);
 			return r;
 		}
 	}
 	if (r < 0) {
-		config_error(ret_error, setting_path(cfg, "access_key_secret_file", config->path),
-			     setting_line(cfg, "access_key_secret_file"),
-			     "access_key_secret_file", "%s",
-			     detail ? detail : strerror(-r));
+		config_report(ret_error, setting_path(cfg, "access_key_secret_file", config->path),
+			      setting_line(cfg, "access_key_secret_file"),
+			      "access_key_secret_file", "%s",
+			      detail ? detail : strerror(-r));
 		free(detail);
 		return r;
 	}

@@ -318,10 +318,14 @@ int http_client_new(sd_event *event, const char *ca_file,
 
 void http_client_free(struct http_client *client)
 {
+	struct http_transfer *next;
+
 	if (!client)
 		return;
-	while (client->transfers)
-		transfer_free(client->transfers);
+	for (struct http_transfer *t = client->transfers; t; t = next) {
+		next = t->next;
+		transfer_free(t);
+	}
 	if (client->multi)
 		curl_multi_cleanup(client->multi);
 	if (client->share)

@@ -15,7 +15,7 @@
 #define HTTP_CONNECTIONS_PER_HOST 32
 
 /* Largest response body kept; a longer one fails the transfer. */
-#define HTTP_BODY_MAX (1024 * 1024)
+#define HTTP_BODY_MAX ((size_t)1024 * 1024)
 
 struct http_client;
 struct http_transfer;

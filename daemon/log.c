@@ -9,6 +9,8 @@
 
 #include "log.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +26,29 @@
 static bool log_to_journal;
 static bool log_debug_on;
 
+/* Parses JOURNAL_STREAM's "DEVICE:INODE", two decimal numbers. */
+static bool journal_stream_parse(const char *text, unsigned long long *ret_dev,
+				 unsigned long long *ret_ino)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)text[0]))
+		return false;
+	errno = 0;
+	*ret_dev = strtoull(text, &end, 10);
+	if (errno != 0 || *end != ':' || !isdigit((unsigned char)end[1]))
+		return false;
+	*ret_ino = strtoull(end + 1, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
 static bool stderr_is_journal(void)
 {
 	const char *stream = getenv("JOURNAL_STREAM");
 	unsigned long long dev, ino;
 	struct stat st;
 
-	if (!stream || sscanf(stream, "%llu:%llu", &dev, &ino) != 2)
+	if (!stream || !journal_stream_parse(stream, &dev, &ino))
 		return false;
 	if (fstat(STDERR_FILENO, &st) < 0)
 		return false;

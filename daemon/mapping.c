@@ -237,7 +237,7 @@ static int map_open(const char *path, FILE **ret_file, char **ret_error)
 		return r;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size > MAPPING_MAP_MAX) {
+	    st.st_size > (off_t)MAPPING_MAP_MAX) {
 		close(fd);
 		if (asprintf(ret_error,
 			     "%s is not a regular file of at most %d bytes",
@@ -330,7 +330,8 @@ int mapping_load_map(const char *path, struct mapping_entry **ret_map,
 	free(text);
 	fclose(file);
 
-	if (r == 0) {
+	/* An empty map leaves map NULL, which qsort() must not get. */
+	if (r == 0 && len > 0) {
 		qsort(map, len, sizeof(*map), compare_entry);
 		for (size_t i = 1; i < len; i++)
 			if (strcmp(map[i - 1].user, map[i].user) == 0) {

@@ -11,8 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define RATELIMIT_USEC_PER_SEC 1000000u
-#define RATELIMIT_WINDOW_USEC (60u * RATELIMIT_USEC_PER_SEC)
+#define RATELIMIT_USEC_PER_SEC UINT64_C(1000000)
+#define RATELIMIT_WINDOW_USEC (60 * RATELIMIT_USEC_PER_SEC)
 
 struct token_bucket {
 	double rate;   /* tokens per second */

@@ -11,6 +11,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -575,9 +576,9 @@ static bool connection_within_rate(struct connection *c, const char *user,
 	*ret_alive = connection_error(
 		c, CLOUDAPP_ERROR_LIMIT_EXCEEDED, NULL,
 		"uid %u started more than %u ticket tasks in the last minute "
-		"(max_requests_per_uid); try again in %llu s",
+		"(max_requests_per_uid); try again in %" PRIu64 " s",
 		(unsigned)c->peer.uid, server->config->max_requests_per_uid,
-		(unsigned long long)(retry_usec / 1000000 + 1));
+		retry_usec / 1000000 + 1);
 	return false;
 }
 

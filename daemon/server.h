@@ -8,6 +8,7 @@
 #define CLOUDAPP_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <systemd/sd-event.h>
 
 #include "conf.h"
@@ -21,7 +22,7 @@
 #define SERVER_LINGER_MS 1000u
 
 /* Most reply bytes queued for a client that does not read. */
-#define SERVER_OUTPUT_MAX (1024 * 1024)
+#define SERVER_OUTPUT_MAX ((size_t)1024 * 1024)
 
 struct server;
 

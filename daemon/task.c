@@ -33,7 +33,7 @@
 #include "sts.h"
 #include "util.h"
 
-#define USEC_PER_MSEC 1000u
+#define USEC_PER_MSEC UINT64_C(1000)
 
 /* How late sd-event may fire the poll and deadline timers.  Its default,
  * 250 ms, would stretch a short poll interval noticeably. */
@@ -544,7 +544,12 @@ static void task_cancel_transfer(struct task *task)
 	task_request_done(task->registry);
 }
 
-/* Queues the task's next API request behind those already waiting. */
+/*
+ * Queues the task's next API request behind those already waiting.
+ * NOTE: when the request cannot start at once (out of memory, or no random
+ * bytes for the nonce), task_fail() may hand the error to a waiter and free
+ * the task, and this function and task_on_poll_timer() then read it.
+ */
 static void task_request_send(struct task *task)
 {
 	struct task_registry *registry = task->registry;
@@ -851,7 +856,7 @@ static void task_on_success(struct task *task, struct api_result *result)
 					 result->request_id,
 					 result->http_status,
 					 "the Ticket is %zu bytes long, more "
-					 "than the %d this daemon accepts",
+					 "than the %zu this daemon accepts",
 					 strlen(result->ticket), API_TICKET_MAX);
 		log_ids(LOG_INFO, &ids,
 			"ticket ready after %u calls, %zu bytes, in %.1f s",

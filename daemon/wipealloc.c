@@ -37,9 +37,13 @@
 
 #ifndef WIPEALLOC_UNDER_ASAN
 
+/* glibc's exported entry points to its own allocator.  The reserved
+ * names are glibc's, and this file must call them. */
+/* NOLINTBEGIN(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
 extern void __libc_free(void *ptr);
+/* NOLINTEND(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp) */
 
 void *malloc(size_t size)
 {

@@ -9,7 +9,7 @@ packages=(
 	libjson-c-dev libpam0g-dev
 	libcmocka-dev libpam-wrapper libnss-wrapper pamtester
 	systemd util-linux openssl python3 groff-base binutils gdb cppcheck
-	valgrind
+	valgrind clang-tidy strace
 )
 
 missing=()

@@ -111,10 +111,11 @@ static void error_text_cleaned(void **state)
 
 static void bad_success_bodies(void **state)
 {
-	static const char *const bodies[] = {
-		"", "[]", "\"x\"", "{\"TaskId\":", "{\"a\":\"\xff\"}",
+	static const char too_deep[] =
 		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]"
-		"]]]]]]]]]]]]]]]]]]]]]",
+		"]]]]]]]]]]]]]]]]]]]]]";
+	static const char *const bodies[] = {
+		"", "[]", "\"x\"", "{\"TaskId\":", "{\"a\":\"\xff\"}", too_deep,
 	};
 
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {

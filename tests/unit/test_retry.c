@@ -70,7 +70,7 @@ static void backoff_bounds(void **state)
 	}
 	/* The cap doubles per attempt. */
 	assert_true(retry_backoff_ms(1, 0) >= RETRY_BACKOFF_FIRST_MS);
-	assert_true(retry_backoff_ms(2, 0) >= 2 * RETRY_BACKOFF_FIRST_MS);
+	assert_true(retry_backoff_ms(2, 0) >= (int64_t)2 * RETRY_BACKOFF_FIRST_MS);
 }
 
 static void time_left_header(void **state)
