@@ -86,6 +86,9 @@ struct task {
 	struct task_error error;
 	struct http_transfer *transfer;
 	sd_event_source *poll_timer; /* the next poll or retry */
+	/* A failure that task_fail_later() left for the event loop. */
+	const char *deferred_error_name;
+	char deferred_message[512];
 	sd_event_source *deadline_timer;
 	sd_event_source *expiry_timer;
 	struct task_waiter *waiters;
@@ -376,6 +379,20 @@ static void registry_fail_queued(struct task_registry *registry,
 			  message);
 }
 
+static void task_fail_later(struct task *task, const char *name,
+			    const char *format, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The same as registry_fail_queued(), from the event loop, for callers
+ * that may still hold a queued task. */
+static void registry_fail_queued_later(struct task_registry *registry,
+				       const char *message)
+{
+	while (registry->send_queue.head)
+		task_fail_later(registry->send_queue.head, CLOUDAPP_ERROR_CLOUD,
+				"cannot assume the RAM role: %s", message);
+}
+
 static void registry_pump_sends(struct task_registry *registry);
 
 static void registry_on_sts_response(const struct http_response *response,
@@ -446,8 +463,8 @@ static void registry_assume_role(struct task_registry *registry)
 				      registry->config->role_session_name,
 			      &credentials, registry_time(registry), &request);
 	if (r < 0) {
-		registry_fail_queued(registry, NULL, NULL,
-				     "cannot build the AssumeRole request");
+		registry_fail_queued_later(registry,
+					   "cannot build the AssumeRole request");
 		return;
 	}
 	http.url = request.url;
@@ -459,8 +476,8 @@ static void registry_assume_role(struct task_registry *registry)
 			     registry, &registry->sts_transfer);
 	api_request_clear(&request);
 	if (r < 0)
-		registry_fail_queued(registry, NULL, NULL,
-				     "cannot start the AssumeRole request");
+		registry_fail_queued_later(registry,
+					   "cannot start the AssumeRole request");
 }
 
 /*
@@ -545,10 +562,9 @@ static void task_cancel_transfer(struct task *task)
 }
 
 /*
- * Queues the task's next API request behind those already waiting.
- * NOTE: when the request cannot start at once (out of memory, or no random
- * bytes for the nonce), task_fail() may hand the error to a waiter and free
- * the task, and this function and task_on_poll_timer() then read it.
+ * Queues the task's next API request behind those already waiting.  A
+ * request that cannot start fails the task through task_fail_later(), so
+ * the task is still valid when this returns.
  */
 static void task_request_send(struct task *task)
 {
@@ -738,6 +754,46 @@ static void task_fail(struct task *task, const char *name, const char *code,
 	task_finish(task, TASK_FAILED);
 }
 
+static int task_on_deferred_failure(sd_event_source *s, uint64_t usec,
+				    void *userdata)
+{
+	struct task *task = userdata;
+
+	sd_event_source_disable_unref(task->poll_timer);
+	task->poll_timer = NULL;
+	task_fail(task, task->deferred_error_name, NULL, NULL, 0, "%s",
+		  task->deferred_message);
+	return 0;
+}
+
+/*
+ * Fails the task on the next event loop iteration rather than now.  The
+ * send pump and the code that queues a request still use the task after
+ * sending, and task_fail() may free it when a waiter takes the error.
+ * When even the timer cannot be armed, the task's deadline ends it.
+ */
+static void task_fail_later(struct task *task, const char *name,
+			    const char *format, ...)
+{
+	struct log_ids ids = task_log_ids(task, NULL, NULL);
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(task->deferred_message, sizeof(task->deferred_message),
+		  format, ap);
+	va_end(ap);
+	task->deferred_error_name = name;
+	queue_remove(task);
+	task->wait = TASK_WAIT_NONE;
+	sd_event_source_disable_unref(task->poll_timer);
+	task->poll_timer = NULL;
+	if (sd_event_add_time(task->registry->event, &task->poll_timer,
+			      CLOCK_MONOTONIC, 0, 0, task_on_deferred_failure,
+			      task) < 0)
+		log_ids(LOG_ERR, &ids, "%s; the task ends at its deadline",
+			task->deferred_message);
+}
+
 /* --- polling --------------------------------------------------------- */
 
 static int task_on_poll_timer(sd_event_source *s, uint64_t usec,
@@ -762,8 +818,8 @@ static void task_schedule(struct task *task, int64_t wait_ms)
 	if (sd_event_add_time(registry->event, &task->poll_timer,
 			      CLOCK_MONOTONIC, when, TASK_TIMER_ACCURACY_USEC,
 			      task_on_poll_timer, task) < 0)
-		task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
-			  "cannot arm the poll timer");
+		task_fail_later(task, CLOUDAPP_ERROR_INTERNAL,
+				"cannot arm the poll timer");
 }
 
 /*
@@ -1117,8 +1173,9 @@ static void task_send_call(struct task *task)
 			      time(NULL) + (time_t)registry->clock_offset_sec,
 			      &request);
 	if (r < 0)
-		return task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
-				 "cannot build the request: %s", strerror(-r));
+		return task_fail_later(task, CLOUDAPP_ERROR_INTERNAL,
+				       "cannot build the request: %s",
+				       strerror(-r));
 
 	http.url = request.url;
 	http.headers = (const char *const *)request.headers;
@@ -1129,9 +1186,9 @@ static void task_send_call(struct task *task)
 			     &task->transfer);
 	api_request_clear(&request);
 	if (r < 0)
-		return task_fail(task, CLOUDAPP_ERROR_INTERNAL, NULL, NULL, 0,
-				 "cannot start the request: %s",
-				 strerror(-r));
+		return task_fail_later(task, CLOUDAPP_ERROR_INTERNAL,
+				       "cannot start the request: %s",
+				       strerror(-r));
 	registry->requests++;
 	task->prev_sent_usec = task->last_sent_usec;
 	task->last_sent_usec = task_now(registry);

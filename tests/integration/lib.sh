@@ -217,8 +217,9 @@ start_daemon() {
 	for name in ASAN_OPTIONS UBSAN_OPTIONS NSS_WRAPPER_DISABLE_DEEPBIND; do
 		[ -z "${!name+set}" ] || env_flags+=(-E "$name")
 	done
+	# DAEMON_PRELOAD adds libraries to LD_PRELOAD, for fault injection.
 	systemd-socket-activate -l "$socket" \
-		-E LD_PRELOAD="$NSS_WRAPPER_LIB" \
+		-E LD_PRELOAD="$NSS_WRAPPER_LIB${DAEMON_PRELOAD:+:$DAEMON_PRELOAD}" \
 		-E NSS_WRAPPER_PASSWD -E NSS_WRAPPER_GROUP "${env_flags[@]}" \
 		${DAEMON_WRAPPER:-} "$top_builddir/cloudapp-ticketd" \
 		--config "$config" ${DAEMON_ARGS:-} 2>> "$WORK/daemon.log" &

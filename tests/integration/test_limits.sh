@@ -287,6 +287,38 @@ ctl_reconnects_once() {
 			"$WORK/twice.err"
 }
 
+# A poll that cannot be built (here: no random bytes for its nonce) fails
+# the task with a clear error to the client that waits for it, and the
+# daemon goes on serving.
+request_build_failure() {
+	local shim=$WORK/fail_rand.so flag=$WORK/fail-rand before client i
+	cc -shared -fPIC -o "$shim" \
+		"$top_srcdir/tests/integration/fail_rand.c" -ldl || return 1
+	write_config failrand "$SECRET" < /dev/null
+	CLOUDAPP_TEST_FAIL_RAND=$flag DAEMON_ENV=CLOUDAPP_TEST_FAIL_RAND \
+		DAEMON_PRELOAD=$shim \
+		start_daemon "$WORK/failrand.conf" "$WORK/failrand.sock"
+	before=$(count_starts bob)
+	"$CTL" --socket "$WORK/failrand.sock" -q ticket --user bob \
+		> /dev/null 2> "$WORK/failrand.err" &
+	client=$!
+	# The first call goes out; the poll after it cannot be built.
+	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
+		[ "$(count_starts bob)" -gt "$before" ] && break
+		sleep 0.05
+	done
+	touch "$flag"
+	if wait "$client"; then
+		echo "a ticket arrived without random bytes"
+		return 1
+	fi
+	rm -f "$flag"
+	head -n 1 "$WORK/failrand.err"
+	grep -q "cannot build the request" "$WORK/failrand.err" &&
+		"$CTL" --socket "$WORK/failrand.sock" -q ticket --user bob \
+			> /dev/null
+}
+
 # The daemon keeps its HTTPS connections open between requests, so the
 # emulator accepts far fewer connections than requests.
 connections_reused() {
@@ -427,6 +459,7 @@ check "clock offset corrected" clock_offset_corrected
 check "idle exit, then restart" idle_exit_and_restart
 check "cloud faults end in time" cloud_faults_bounded
 check "ticket gone after pickup" ticket_gone_after_pickup
+check "request build failure reported" request_build_failure
 check "cloudappctl survives a daemon restart" ctl_survives_restart
 check "PAM login survives a daemon restart" pam_survives_restart
 check "client reconnects only once" ctl_reconnects_once
