@@ -224,17 +224,21 @@ except socket.timeout:
 PY
 	local listener=$! daemon status
 	wait_for "the notify socket" test -S "$WORK/notify.sock"
-	NOTIFY_SOCKET=$WORK/notify.sock "$DAEMON" --config "$WORK/good.conf" \
-		--listen "$WORK/notify-daemon.sock" 2>> "$WORK/daemon.log" &
+	# As WatchdogSec=0.4 would: the event loop must ping every 0.2 s.
+	NOTIFY_SOCKET=$WORK/notify.sock WATCHDOG_USEC=400000 "$DAEMON" \
+		--config "$WORK/good.conf" --listen "$WORK/notify-daemon.sock" \
+		2>> "$WORK/daemon.log" &
 	daemon=$!
 	wait_for "READY=1" grep -q "READY=1" "$WORK/notify.out"
+	sleep 1
 	kill -TERM "$daemon"
 	wait "$daemon"
 	status=$?
 	wait "$listener"
 	cat "$WORK/notify.out"
 	[ "$status" = 0 ] && grep -q "^STATUS=" "$WORK/notify.out" &&
-		grep -q "STOPPING=1" "$WORK/notify.out"
+		grep -q "STOPPING=1" "$WORK/notify.out" &&
+		[ "$(grep -c "^WATCHDOG=1" "$WORK/notify.out")" -ge 3 ]
 }
 
 pam_session_leaves_nothing() {
@@ -564,7 +568,7 @@ check "bad clients leave others served" bad_clients_leave_others_served
 check "root gets any user's ticket" root_gets_any_ticket
 check "unclaimed ticket dropped" unclaimed_ticket_dropped
 check "calls do not wait on each other" calls_do_not_wait_on_each_other
-check "sd_notify READY and clean stop" notify_ready_and_stop
+check "sd_notify READY, watchdog, stop" notify_ready_and_stop
 check "PAM session leaves no fd or thread" pam_session_leaves_nothing
 check "same when the daemon is silent" pam_session_leaves_nothing_on_timeout
 check "FIFO secret or config rejected" fifo_rejected
