@@ -333,7 +333,13 @@ static void api_clean_text(char *text)
 	}
 }
 
-static int api_copy_fields(json_object *body, struct api_result *result)
+/*
+ * Copies the text fields and TenantId of body into result.  On failure
+ * result is cleared, so that no copy of a ticket read before the bad
+ * field is left behind, and *ret_error names that field.
+ */
+static int api_copy_fields(json_object *body, struct api_result *result,
+			   char **ret_error)
 {
 	struct {
 		const char *key;
@@ -358,8 +364,19 @@ static int api_copy_fields(json_object *body, struct api_result *result)
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		r = api_copy_string(body, fields[i].key, fields[i].field);
-		if (r < 0)
+		if (r < 0) {
+			long status = result->http_status;
+
+			api_result_clear(result);
+			result->http_status = status;
+			if (r == -EBADMSG &&
+			    asprintf(ret_error,
+				     "the response's %s contains an escaped "
+				     "NUL character",
+				     fields[i].key) < 0)
+				*ret_error = NULL;
 			return r;
+		}
 		/* The ticket is opaque and passed on unchanged. */
 		if (*fields[i].field && fields[i].field != &result->ticket)
 			api_clean_text(*fields[i].field);
@@ -415,7 +432,7 @@ int api_result_parse(long http_status, const char *body, size_t body_len,
 	object = api_parse_json(body, body_len);
 	if (http_status < 200 || http_status >= 300) {
 		if (object)
-			r = api_copy_fields(object, ret_result);
+			r = api_copy_fields(object, ret_result, ret_error);
 		else
 			r = 0;
 		json_object_put(object);
@@ -439,7 +456,7 @@ int api_result_parse(long http_status, const char *body, size_t body_len,
 			*ret_error = NULL;
 		return -EBADMSG;
 	}
-	r = api_copy_fields(object, ret_result);
+	r = api_copy_fields(object, ret_result, ret_error);
 	/* json-c keeps its own copy of the ticket; wipe it before freeing. */
 	{
 		json_object *ticket;

@@ -125,6 +125,41 @@ static void bad_success_bodies(void **state)
 	}
 }
 
+/* A field with an escaped NUL after the Ticket: nothing may be left in
+ * the result, since task.c does not clear it after a failure. */
+static void escaped_nul_clears_result(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+	} cases[] = {
+		{ 200, "{\"RequestId\":\"R1\",\"TaskId\":\"T1\",\"Ticket\":"
+		       "\"dGlja2V0\",\"OsType\":\"Win\\u0000dows\"}" },
+		{ 400, "{\"RequestId\":\"R2\",\"Code\":\"Bad\",\"Message\":"
+		       "\"a\\u0000b\"}" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_result r;
+		char *error = NULL;
+
+		assert_int_equal(api_result_parse(cases[i].status,
+						  cases[i].body,
+						  strlen(cases[i].body), &r,
+						  &error),
+				 -EBADMSG);
+		assert_non_null(error);
+		assert_non_null(strstr(error, "escaped NUL"));
+		assert_null(r.request_id);
+		assert_null(r.code);
+		assert_null(r.task_id);
+		assert_null(r.ticket);
+		assert_null(r.os_type);
+		assert_int_equal(r.http_status, cases[i].status);
+		free(error);
+	}
+}
+
 static void wrong_member_types(void **state)
 {
 	struct api_result r;
@@ -292,6 +327,7 @@ int main(void)
 		cmocka_unit_test(error_without_json),
 		cmocka_unit_test(error_text_cleaned),
 		cmocka_unit_test(bad_success_bodies),
+		cmocka_unit_test(escaped_nul_clears_result),
 		cmocka_unit_test(wrong_member_types),
 		cmocka_unit_test(request_signed_and_formed),
 		cmocka_unit_test(profile_parameters_encoded),
