@@ -330,7 +330,9 @@ int mapping_load_map(const char *path, struct mapping_entry **ret_map,
 	free(text);
 	fclose(file);
 
-	if (r == 0) {
+	/* A file of comments only has no entries, and map is still NULL,
+	 * which qsort() must not get. */
+	if (r == 0 && len > 0) {
 		qsort(map, len, sizeof(*map), compare_entry);
 		for (size_t i = 1; i < len; i++)
 			if (strcmp(map[i - 1].user, map[i].user) == 0) {
