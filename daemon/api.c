@@ -308,21 +308,44 @@ static int api_copy_string(json_object *object, const char *key, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* Returns the length of the UTF-8 sequence that lead byte c starts, or 0
+ * for a byte that cannot start one. */
+static size_t api_utf8_length(unsigned char c)
+{
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		return 2;
+	if ((c & 0xf0) == 0xe0)
+		return 3;
+	if ((c & 0xf8) == 0xf0)
+		return 4;
+	return 0;
+}
+
 /*
  * Makes a text field from the cloud safe to log and to show on a terminal:
- * control characters become spaces, and text past API_TEXT_MAX bytes is
- * cut at a UTF-8 character boundary.  The JSON parser already checked that
- * the text is valid UTF-8.
+ * control characters become spaces, bytes that are not part of valid
+ * UTF-8 become '?', and text past API_TEXT_MAX bytes is cut at a character
+ * boundary.  json-c 0.16 checks UTF-8 only loosely: it passes overlong
+ * forms, surrogates and code points past U+10FFFF.
  */
 static void api_clean_text(char *text)
 {
 	size_t len = strlen(text);
 
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)text[i];
+		size_t n = api_utf8_length(c);
 
-		if (c < 0x20 || c == 0x7f)
-			text[i] = ' ';
+		if (c < 0x20 || c == 0x7f) {
+			text[i++] = ' ';
+		} else if (n == 0 || n > len - i ||
+			   !cloudapp_utf8_valid(text + i, n)) {
+			text[i++] = '?';
+		} else {
+			i += n;
+		}
 	}
 	if (len > API_TEXT_MAX) {
 		len = API_TEXT_MAX;

@@ -95,6 +95,16 @@ static void error_text_cleaned(void **state)
 	assert_string_equal(r.message, "line one line two  ");
 	api_result_clear(&r);
 
+	/* json-c lets an overlong form, a surrogate and a code point past
+	 * U+10FFFF through; each of their bytes becomes '?'. */
+	assert_int_equal(parse(400,
+			       "{\"Code\":\"C\",\"Message\":\"a\xc1\xa9"
+			       "b\xed\xa0\x80" "c\xf4\x90\x80\x80" "d\xc3\xa9\"}",
+			       &r),
+			 1);
+	assert_string_equal(r.message, "a??b???c????d\xc3\xa9");
+	api_result_clear(&r);
+
 	/* 2000 two-byte characters: the cut must not split one. */
 	strcpy(body, "{\"Code\":\"C\",\"Message\":\"");
 	len = strlen(body);
