@@ -113,8 +113,8 @@ static void check_round_trip(json_object *message)
 	FUZZ_ASSERT(len >= 1 && wire[len - 1] == '\0');
 	FUZZ_ASSERT(strlen(wire) == len - 1);
 
-	/* A message may grow when serialized, e.g. "\u00e9" is one
-	 * character; longer ones are rejected by design. */
+	/* The size limit would reject a message that grew when
+	 * serialized, so only those within it are read back. */
 	if (len - 1 > CLOUDAPP_MESSAGE_MAX) {
 		free(wire);
 		return;
