@@ -152,8 +152,9 @@ static void fuzz_sts_response(long status, const char *body, size_t len)
 		return;
 	}
 	FUZZ_ASSERT(r == 0);
-	FUZZ_ASSERT(credentials.access_key_id && credentials.access_key_secret &&
-		    credentials.security_token);
+	FUZZ_ASSERT(credentials.access_key_id);
+	FUZZ_ASSERT(credentials.access_key_secret);
+	FUZZ_ASSERT(credentials.security_token);
 	FUZZ_ASSERT(credentials.expiration > FUZZ_NOW);
 	FUZZ_ASSERT(sts_credentials_valid(&credentials, FUZZ_NOW));
 	sts_credentials_clear(&credentials);

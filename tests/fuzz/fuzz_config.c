@@ -100,7 +100,8 @@ static bool input_confined(const char *text, size_t len)
 	if (strlen(text) != len)
 		return false;
 	for (size_t i = 0; i + 1 < len; i++)
-		if (text[i] == '@' && strncasecmp(text + i + 1, "include", 7) == 0)
+		if (text[i] == '@' &&
+		    strncasecmp(text + i + 1, "include", 7) == 0)
 			return false;
 	config_init(&cfg);
 	if (config_read_string(&cfg, text)) {

@@ -74,7 +74,8 @@ static void check_call(json_object *message)
 	user = cloudapp_json_string(parameters, "user");
 	if (!cloudapp_user_name_valid(user))
 		return;
-	FUZZ_ASSERT(strlen(user) >= 1 && strlen(user) <= CLOUDAPP_USER_NAME_MAX);
+	FUZZ_ASSERT(strlen(user) >= 1);
+	FUZZ_ASSERT(strlen(user) <= CLOUDAPP_USER_NAME_MAX);
 	FUZZ_ASSERT(!strchr(user, '/'));
 	FUZZ_ASSERT(strcmp(user, ".") != 0 && strcmp(user, "..") != 0);
 	FUZZ_ASSERT(cloudapp_utf8_valid(user, strlen(user)));

@@ -99,7 +99,8 @@ static void error_text_cleaned(void **state)
 	 * U+10FFFF through; each of their bytes becomes '?'. */
 	assert_int_equal(parse(400,
 			       "{\"Code\":\"C\",\"Message\":\"a\xc1\xa9"
-			       "b\xed\xa0\x80" "c\xf4\x90\x80\x80" "d\xc3\xa9\"}",
+			       "b\xed\xa0\x80" "c\xf4\x90\x80\x80"
+			       "d\xc3\xa9\"}",
 			       &r),
 			 1);
 	assert_string_equal(r.message, "a??b???c????d\xc3\xa9");
