@@ -22,28 +22,32 @@ shift 3
 # One input may take at most this many seconds before it counts as a hang.
 input_timeout=10
 
-# Leaks inside libraries that the harnesses cannot free; see lsan.supp.
-export LSAN_OPTIONS="suppressions=$srcdir/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+# lsan.supp lists leaks inside libconfig that the harnesses cannot free.
+LSAN_OPTIONS="suppressions=$srcdir/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 
 status=0
 for name in "$@"; do
 	work=$(mktemp -d "${TMPDIR:-/tmp}/cloudapp-fuzz-$name-XXXXXX")
-	cp "$srcdir/corpus/$name"/* "$work/"
+	mkdir "$work/corpus" "$work/tmp"
+	cp "$srcdir/corpus/$name"/* "$work/corpus/"
 	dict=()
 	if [ -f "$srcdir/$name.dict" ]; then
 		dict=("-dict=$srcdir/$name.dict")
 	fi
 	log="$builddir/fuzz_$name.log"
 	echo "fuzz_$name: ${seconds} s, log in $log"
-	"$builddir/fuzz_$name" -max_total_time="$seconds" \
-		-timeout="$input_timeout" -print_final_stats=1 \
-		-artifact_prefix="$builddir/" "${dict[@]}" "$work" \
-		> "$log" 2>&1
+	# The harness's temporary folder goes under $work/tmp, so that it
+	# is removed below even when a crash stops the harness.
+	TMPDIR="$work/tmp" "$builddir/fuzz_$name" \
+		-max_total_time="$seconds" -timeout="$input_timeout" \
+		-print_final_stats=1 -artifact_prefix="$builddir/" \
+		"${dict[@]}" "$work/corpus" > "$log" 2>&1
 	rc=$?
 	# The last status line: "#RUNS ... cov: N ft: N ... exec/s: N ...".
 	grep -E '^#[0-9]+' "$log" | tail -n 1
-	grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|Done)' \
-		"$log"
+	grep -E '^(Done|stat::number_of_executed_units)' "$log"
+	grep -E '^stat::average_exec_per_sec' "$log"
 	if [ "$rc" != 0 ]; then
 		echo "fuzz_$name FAILED (exit status $rc); see $log" >&2
 		status=1
