@@ -107,6 +107,13 @@ int cloudapp_msgbuf_next(struct cloudapp_msgbuf *buf,
 		return -EMSGSIZE;
 	}
 
+	/* json-c 0.16's JSON_TOKENER_VALIDATE_UTF8 lets overlong forms,
+	 * surrogates and code points past U+10FFFF through. */
+	if (!cloudapp_utf8_valid(buf->data, (size_t)end)) {
+		msgbuf_consume(buf, (size_t)end + 1);
+		return -EBADMSG;
+	}
+
 	tokener = json_tokener_new_ex(CLOUDAPP_MESSAGE_DEPTH_MAX);
 	if (!tokener)
 		return -ENOMEM;

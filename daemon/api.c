@@ -308,21 +308,44 @@ static int api_copy_string(json_object *object, const char *key, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
+/* Returns the length of the UTF-8 sequence that lead byte c starts, or 0
+ * for a byte that cannot start one. */
+static size_t api_utf8_length(unsigned char c)
+{
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0)
+		return 2;
+	if ((c & 0xf0) == 0xe0)
+		return 3;
+	if ((c & 0xf8) == 0xf0)
+		return 4;
+	return 0;
+}
+
 /*
  * Makes a text field from the cloud safe to log and to show on a terminal:
- * control characters become spaces, and text past API_TEXT_MAX bytes is
- * cut at a UTF-8 character boundary.  The JSON parser already checked that
- * the text is valid UTF-8.
+ * control characters become spaces, bytes that are not part of valid
+ * UTF-8 become '?', and text past API_TEXT_MAX bytes is cut at a character
+ * boundary.  json-c 0.16 checks UTF-8 only loosely: it passes overlong
+ * forms, surrogates and code points past U+10FFFF.
  */
 static void api_clean_text(char *text)
 {
 	size_t len = strlen(text);
 
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)text[i];
+		size_t n = api_utf8_length(c);
 
-		if (c < 0x20 || c == 0x7f)
-			text[i] = ' ';
+		if (c < 0x20 || c == 0x7f) {
+			text[i++] = ' ';
+		} else if (n == 0 || n > len - i ||
+			   !cloudapp_utf8_valid(text + i, n)) {
+			text[i++] = '?';
+		} else {
+			i += n;
+		}
 	}
 	if (len > API_TEXT_MAX) {
 		len = API_TEXT_MAX;
@@ -333,7 +356,13 @@ static void api_clean_text(char *text)
 	}
 }
 
-static int api_copy_fields(json_object *body, struct api_result *result)
+/*
+ * Copies the text fields and TenantId of body into result.  On failure
+ * result is cleared, so that no copy of a ticket read before the bad
+ * field is left behind, and *ret_error names that field.
+ */
+static int api_copy_fields(json_object *body, struct api_result *result,
+			   char **ret_error)
 {
 	struct {
 		const char *key;
@@ -358,8 +387,19 @@ static int api_copy_fields(json_object *body, struct api_result *result)
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		r = api_copy_string(body, fields[i].key, fields[i].field);
-		if (r < 0)
+		if (r < 0) {
+			long status = result->http_status;
+
+			api_result_clear(result);
+			result->http_status = status;
+			if (r == -EBADMSG &&
+			    asprintf(ret_error,
+				     "the response's %s contains an escaped "
+				     "NUL character",
+				     fields[i].key) < 0)
+				*ret_error = NULL;
 			return r;
+		}
 		/* The ticket is opaque and passed on unchanged. */
 		if (*fields[i].field && fields[i].field != &result->ticket)
 			api_clean_text(*fields[i].field);
@@ -415,7 +455,7 @@ int api_result_parse(long http_status, const char *body, size_t body_len,
 	object = api_parse_json(body, body_len);
 	if (http_status < 200 || http_status >= 300) {
 		if (object)
-			r = api_copy_fields(object, ret_result);
+			r = api_copy_fields(object, ret_result, ret_error);
 		else
 			r = 0;
 		json_object_put(object);
@@ -439,7 +479,7 @@ int api_result_parse(long http_status, const char *body, size_t body_len,
 			*ret_error = NULL;
 		return -EBADMSG;
 	}
-	r = api_copy_fields(object, ret_result);
+	r = api_copy_fields(object, ret_result, ret_error);
 	/* json-c keeps its own copy of the ticket; wipe it before freeing. */
 	{
 		json_object *ticket;

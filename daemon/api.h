@@ -100,7 +100,9 @@ struct api_result {
 /*
  * Reads a response.  Returns 0 for a 2xx reply with a JSON object, 1 for an
  * API error (code and message are set, from the body when it has them), or
- * -EBADMSG with a message in *ret_error when a 2xx body cannot be read.
+ * -EBADMSG with a message in *ret_error when a 2xx body cannot be read or
+ * a text field contains an escaped NUL.  After a negative return
+ * *ret_result contains no allocation, so callers need not clear it.
  */
 int api_result_parse(long http_status, const char *body, size_t body_len,
 		     struct api_result *ret_result, char **ret_error);

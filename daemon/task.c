@@ -914,6 +914,13 @@ static void task_on_success(struct task *task, struct api_result *result)
 					 "the Ticket is %zu bytes long, more "
 					 "than the %zu this daemon accepts",
 					 strlen(result->ticket), API_TICKET_MAX);
+		/* Clients reject a reply that is not valid UTF-8. */
+		if (!cloudapp_utf8_valid(result->ticket,
+					 strlen(result->ticket)))
+			return task_fail(task, CLOUDAPP_ERROR_CLOUD, NULL,
+					 result->request_id,
+					 result->http_status,
+					 "the Ticket is not valid UTF-8");
 		log_ids(LOG_INFO, &ids,
 			"ticket ready after %u calls, %zu bytes, in %.1f s",
 			task->polls, strlen(result->ticket),

@@ -95,6 +95,17 @@ static void error_text_cleaned(void **state)
 	assert_string_equal(r.message, "line one line two  ");
 	api_result_clear(&r);
 
+	/* json-c lets an overlong form, a surrogate and a code point past
+	 * U+10FFFF through; each of their bytes becomes '?'. */
+	assert_int_equal(parse(400,
+			       "{\"Code\":\"C\",\"Message\":\"a\xc1\xa9"
+			       "b\xed\xa0\x80" "c\xf4\x90\x80\x80"
+			       "d\xc3\xa9\"}",
+			       &r),
+			 1);
+	assert_string_equal(r.message, "a??b???c????d\xc3\xa9");
+	api_result_clear(&r);
+
 	/* 2000 two-byte characters: the cut must not split one. */
 	strcpy(body, "{\"Code\":\"C\",\"Message\":\"");
 	len = strlen(body);
@@ -123,6 +134,41 @@ static void bad_success_bodies(void **state)
 
 		assert_int_equal(parse(200, bodies[i], &r), -EBADMSG);
 		api_result_clear(&r);
+	}
+}
+
+/* A field with an escaped NUL after the Ticket: nothing may be left in
+ * the result, since task.c does not clear it after a failure. */
+static void escaped_nul_clears_result(void **state)
+{
+	static const struct {
+		long status;
+		const char *body;
+	} cases[] = {
+		{ 200, "{\"RequestId\":\"R1\",\"TaskId\":\"T1\",\"Ticket\":"
+		       "\"dGlja2V0\",\"OsType\":\"Win\\u0000dows\"}" },
+		{ 400, "{\"RequestId\":\"R2\",\"Code\":\"Bad\",\"Message\":"
+		       "\"a\\u0000b\"}" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct api_result r;
+		char *error = NULL;
+
+		assert_int_equal(api_result_parse(cases[i].status,
+						  cases[i].body,
+						  strlen(cases[i].body), &r,
+						  &error),
+				 -EBADMSG);
+		assert_non_null(error);
+		assert_non_null(strstr(error, "escaped NUL"));
+		assert_null(r.request_id);
+		assert_null(r.code);
+		assert_null(r.task_id);
+		assert_null(r.ticket);
+		assert_null(r.os_type);
+		assert_int_equal(r.http_status, cases[i].status);
+		free(error);
 	}
 }
 
@@ -293,6 +339,7 @@ int main(void)
 		cmocka_unit_test(error_without_json),
 		cmocka_unit_test(error_text_cleaned),
 		cmocka_unit_test(bad_success_bodies),
+		cmocka_unit_test(escaped_nul_clears_result),
 		cmocka_unit_test(wrong_member_types),
 		cmocka_unit_test(request_signed_and_formed),
 		cmocka_unit_test(profile_parameters_encoded),

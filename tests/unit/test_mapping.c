@@ -198,6 +198,33 @@ static void map_file_without_entries(void **state)
 	}
 }
 
+/* A map of comments and blank lines only is valid and empty, and users
+ * fall back to the template. */
+static void map_file_empty_falls_back(void **state)
+{
+	char *path = write_temp("# no kiosk accounts yet\n\n   \n");
+	struct mapping_entry *map = NULL;
+	size_t len = 1;
+	char *error = NULL, *out = NULL;
+
+	assert_int_equal(mapping_load_map(path, &map, &len, &error), 0);
+	assert_null(error);
+	assert_int_equal(len, 0);
+	{
+		struct mapping_rules rules = { "%u", false, false, map, len };
+
+		assert_null(mapping_map_lookup(&rules, "alice"));
+		assert_int_equal(mapping_end_user_id(&rules, "alice", 1, &out,
+						     &error),
+				 0);
+		assert_string_equal(out, "alice");
+		free(out);
+	}
+	mapping_free_map(map, len);
+	unlink(path);
+	free(path);
+}
+
 static void map_file_errors(void **state)
 {
 	static const char *const bad[] = {
@@ -242,6 +269,7 @@ int main(void)
 		cmocka_unit_test(templates),
 		cmocka_unit_test(map_file_wins),
 		cmocka_unit_test(map_file_without_entries),
+		cmocka_unit_test(map_file_empty_falls_back),
 		cmocka_unit_test(map_file_errors),
 	};
 

@@ -77,6 +77,34 @@ static void malformed_messages(void **state)
 	}
 }
 
+/* Byte sequences that json-c 0.16 accepts as UTF-8 although they are
+ * not: overlong forms, a surrogate and a code point past U+10FFFF.  Each
+ * is rejected, and the message after it still reads. */
+static void invalid_utf8_rejected(void **state)
+{
+	static const char *const bad[] = {
+		"{\"user\":\"al\xc1\xa9" "ce\"}",
+		"{\"user\":\"\xc0\xaf\"}",
+		"{\"user\":\"a\xed\xa0\x80\"}",
+		"{\"a\xf4\x90\x80\x80\":1}",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct cloudapp_msgbuf buf;
+		json_object *m = NULL;
+
+		cloudapp_msgbuf_init(&buf);
+		feed(&buf, bad[i], strlen(bad[i]) + 1);
+		feed(&buf, "{\"b\":\"\xc3\xa9\"}", 11);
+		assert_int_equal(cloudapp_msgbuf_next(&buf, &m), -EBADMSG);
+		assert_null(m);
+		assert_int_equal(cloudapp_msgbuf_next(&buf, &m), 1);
+		assert_string_equal(cloudapp_json_string(m, "b"), "\xc3\xa9");
+		json_object_put(m);
+		cloudapp_msgbuf_free(&buf);
+	}
+}
+
 static void oversized_message(void **state)
 {
 	struct cloudapp_msgbuf buf;
@@ -209,6 +237,7 @@ int main(void)
 		cmocka_unit_test(two_messages_one_read),
 		cmocka_unit_test(message_split_across_reads),
 		cmocka_unit_test(malformed_messages),
+		cmocka_unit_test(invalid_utf8_rejected),
 		cmocka_unit_test(oversized_message),
 		cmocka_unit_test(serialize_round_trip),
 		cmocka_unit_test(reply_shapes),
