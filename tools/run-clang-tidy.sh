@@ -26,11 +26,15 @@ flags+=("${pkg_flags[@]}")
 # clang-analyzer-valist.Uninitialized warnings in every file after the
 # first when it checks several in one process.  Each file's output is
 # printed in one piece, and only when it has warnings.
-find daemon common client pam_module tests/unit tests/sdk -name '*.c' -print0 |
+find daemon common client pam_module tests/unit tests/sdk tests/fuzz -name '*.c' -print0 |
 	sort -z |
 	xargs -0 -I '{}' -P "$(nproc)" sh -c '
 		file=$1
 		shift
+		# The corpus replayer gets its corpus name from the Makefile.
+		case $file in tests/fuzz/replay.c)
+			set -- "$@" -DFUZZ_CORPUS_NAME="\"protocol\"" ;;
+		esac
 		output=$(clang-tidy --quiet "$file" -- "$@" 2>&1) ||
 			{ printf "%s\n" "$output"; exit 1; }' sh '{}' "${flags[@]}" ||
 	{

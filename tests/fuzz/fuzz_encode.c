@@ -18,7 +18,7 @@
 #include "encode.h"
 
 /* Maximum number of parameters read from one input. */
-#define FUZZ_PARAMS_MAX 64
+#define FUZZ_PARAMS_MAX ((size_t)64)
 
 static bool unreserved(unsigned char c)
 {

@@ -19,7 +19,7 @@
 #endif
 
 /* The largest input replayed; libFuzzer's own inputs are far smaller. */
-#define REPLAY_INPUT_MAX (16 * 1024 * 1024)
+#define REPLAY_INPUT_MAX (16L * 1024 * 1024)
 
 /* Reads a whole file; returns 0 or a negative errno. */
 static int replay_read(const char *path, uint8_t **ret_data, size_t *ret_size)

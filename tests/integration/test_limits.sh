@@ -60,9 +60,15 @@ task_limit_queues() {
 	daemon_with tasklimit <<'CONF'
 max_tasks = 1;
 CONF
+	local before i
+	before=$(count_starts alice)
 	"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null &
 	local first=$!
-	sleep 0.3
+	# bob comes second only once alice's task holds the one slot.
+	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
+		[ "$(count_starts alice)" -gt "$before" ] && break
+		sleep 0.05
+	done
 	"$CTL" --socket "$SOCKET" ticket --user bob > "$WORK/queued.out" \
 		2> "$WORK/queued.err" || { cat "$WORK/queued.err"; return 1; }
 	wait "$first" || return 1
