@@ -83,13 +83,7 @@ status=0
 make -C "$obj" -j"$(nproc)" check || status=$?
 if [ "$status" != 0 ]; then
 	echo "run-sanitized: make check failed; the logs:" >&2
-	for log in $(find "$obj/tests" -name '*.log'); do
-		if grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" \
-			2>/dev/null; then
-			echo "----- $log" >&2
-			cat "$log" >&2
-		fi
-	done
+	tools/print-failed-logs.sh "$obj/tests"
 fi
 
 count=0

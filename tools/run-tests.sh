@@ -9,13 +9,7 @@ status=0
 make -j"$(nproc)" check || status=$?
 if [ "$status" != 0 ]; then
 	echo "run-tests: some tests failed; the logs:" >&2
-	for log in $(find tests -name '*.log' ! -name test-suite.log); do
-		if grep -q '^:test-result: \(FAIL\|ERROR\)' "${log%.log}.trs" \
-			2>/dev/null; then
-			echo "----- $log" >&2
-			cat "$log" >&2
-		fi
-	done
+	tools/print-failed-logs.sh tests
 fi
 # A closing line that counts the test programs, then the checks inside
 # the integration scripts, which each end their log with "N passed, M

@@ -34,13 +34,7 @@ status=0
 make -j"$(nproc)" check TESTS="$(echo $tests)" || status=$?
 if [ "$status" != 0 ]; then
 	echo "run-valgrind: some tests failed; the logs:" >&2
-	for test in $tests; do
-		if grep -q '^:test-result: \(FAIL\|ERROR\)' "${test%.sh}.trs" \
-			2>/dev/null; then
-			echo "----- ${test%.sh}.log" >&2
-			cat "${test%.sh}.log" >&2
-		fi
-	done
+	tools/print-failed-logs.sh tests/integration
 fi
 
 # lib_cleanup() in the tests waits for every daemon it stopped, so each
