@@ -405,12 +405,12 @@ static int fail_with(pam_handle_t *pamh, const struct pamcloud_options *o,
 }
 
 /*
- * Handles one reply to StartTicket.  Returns 1 for a progress reply, or
- * the PAM status for the final one.
+ * Handles one reply to method, StartTicket or DropTicket.  Returns 1 for a
+ * progress reply, or the PAM status for the final one.
  */
 static int handle_reply(pam_handle_t *pamh, const struct pamcloud_options *o,
-			const char *user, json_object *reply,
-			uint64_t started_usec)
+			const char *method, const char *user,
+			json_object *reply, uint64_t started_usec)
 {
 	json_object *parameters;
 	const char *error, *state;
@@ -425,6 +425,9 @@ static int handle_reply(pam_handle_t *pamh, const struct pamcloud_options *o,
 					 error, cloudapp_json_string(parameters,
 								     "code")));
 	}
+	/* DropTicket replies with "dropped" and no task state. */
+	if (strcmp(method, CLOUDAPP_METHOD_DROP_TICKET) == 0)
+		return PAM_SUCCESS;
 	state = cloudapp_json_string(parameters, "state");
 	if (!state)
 		goto invalid;
@@ -529,7 +532,8 @@ static int call_daemon(pam_handle_t *pamh, const struct pamcloud_options *o,
 		r = cloudapp_client_receive(&client, &reply);
 		if (r < 0)
 			break;
-		status = handle_reply(pamh, o, user, reply, started_usec);
+		status = handle_reply(pamh, o, method, user, reply,
+				      started_usec);
 		json_object_put(reply);
 		if (status != 1)
 			break;

@@ -294,14 +294,32 @@ session  optional  $top_builddir/.libs/pam_cloudapp.so $*
 PAM
 }
 
+# Compiles the preload library tests/integration/NAME.c into
+# $WORK/NAME.so, once, and prints its path.
+build_preload() {
+	local name=$1
+	if [ ! -f "$WORK/$name.so" ]; then
+		cc -shared -fPIC -o "$WORK/$name.so" \
+			"$top_srcdir/tests/integration/$name.c" -ldl || return 1
+	fi
+	echo "$WORK/$name.so"
+}
+
 # Runs pamtester with pam_wrapper for service $1, user $2, operations after.
+# With PAM_SYSLOG_FILE set, what the module logs is appended to that file.
 pam_login() {
-	local service=$1 user=$2
+	local service=$1 user=$2 preload=$PAM_PRELOAD use_syslog=
 	shift 2
 	mkdir -p "$WORK/pam-runtime"
-	LD_PRELOAD="$PAM_PRELOAD" PAM_WRAPPER=1 \
+	# pam_wrapper keeps pam_syslog() to itself unless told to use syslog.
+	if [ -n "${PAM_SYSLOG_FILE:-}" ]; then
+		preload+=":$(build_preload syslog_capture)" || return 1
+		use_syslog=1
+	fi
+	LD_PRELOAD="$preload" PAM_WRAPPER=1 PAM_WRAPPER_USE_SYSLOG=$use_syslog \
 		PAM_WRAPPER_SERVICE_DIR="$WORK/pam.d" \
 		PAM_WRAPPER_RUNTIME_DIR="$WORK/pam-runtime" \
+		CLOUDAPP_TEST_SYSLOG="${PAM_SYSLOG_FILE:-}" \
 		pamtester -v "$service" "$user" "$@"
 }
 

@@ -297,9 +297,8 @@ ctl_reconnects_once() {
 # the task with a clear error to the client that waits for it, and the
 # daemon goes on serving.
 request_build_failure() {
-	local shim=$WORK/fail_rand.so flag=$WORK/fail-rand before client i
-	cc -shared -fPIC -o "$shim" \
-		"$top_srcdir/tests/integration/fail_rand.c" -ldl || return 1
+	local shim flag=$WORK/fail-rand before client i
+	shim=$(build_preload fail_rand) || return 1
 	write_config failrand "$SECRET" < /dev/null
 	CLOUDAPP_TEST_FAIL_RAND=$flag DAEMON_ENV=CLOUDAPP_TEST_FAIL_RAND \
 		DAEMON_PRELOAD=$shim \

@@ -123,10 +123,14 @@ fail_closed_daemon_down() {
 	grep -q "cloud app service is not running" "$WORK/down.out"
 }
 
+# close_session drops the ticket, and the module logs no error for it.
 close_session_drops() {
 	write_pam_service dropper "socket=$SOCKET"
-	pam_login dropper dave_x open_session close_session \
+	PAM_SYSLOG_FILE=$WORK/drop.syslog \
+		pam_login dropper dave_x open_session close_session \
 		> /dev/null 2>&1 || return 1
+	cat "$WORK/drop.syslog" 2>/dev/null
+	! grep -q "invalid reply\|^<[0-3]>" "$WORK/drop.syslog" 2>/dev/null || return 1
 	"$CTL" --socket "$SOCKET" status --json > "$WORK/drop.json"
 	! grep -q '"user": "dave_x"' "$WORK/drop.json" &&
 		grep -q "ticket task dropped on request" "$WORK/daemon.log"
