@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "credentials.h"
 #include "mapping.h"
 #include "placeholder.h"
 #include "util.h"
@@ -1352,7 +1353,9 @@ static int config_check_values(struct daemon_config *config,
 		}
 	}
 
-	if (!config->access_key_secret_file)
+	/* systemd credentials win, so a secret file the configuration still
+	 * names need not exist (it may have moved to /etc/credstore). */
+	if (!config->access_key_secret_file || credentials_systemd_present())
 		return 0;
 	r = config_read_secret_file(config->access_key_secret_file,
 				    &config->access_key_secret, &detail);

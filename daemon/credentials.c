@@ -60,6 +60,17 @@ static int read_secret(const char *path, const char *source, char **ret,
 }
 
 /* Source 1: systemd credentials.  Returns 1 when absent. */
+bool credentials_systemd_present(void)
+{
+	const char *dir = getenv("CREDENTIALS_DIRECTORY");
+	char path[4096];
+
+	if (!dir || !*dir)
+		return false;
+	snprintf(path, sizeof(path), "%s/access-key-id", dir);
+	return access(path, F_OK) == 0;
+}
+
 static int load_systemd(struct credentials *c, char **ret_error)
 {
 	static const char *const names[CREDENTIALS_FILES_MAX] = {

@@ -46,6 +46,13 @@ struct credentials {
  * 0, or a negative errno with a message in *ret_error that names the
  * source and the file.
  */
+/*
+ * True when systemd passed the AccessKey as credentials ($CREDENTIALS_
+ * DIRECTORY/access-key-id exists), which then take precedence over the
+ * configuration's key.
+ */
+bool credentials_systemd_present(void);
+
 int credentials_load(const struct daemon_config *config,
 		     struct credentials *ret_credentials, char **ret_error);
 

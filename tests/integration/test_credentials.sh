@@ -271,6 +271,12 @@ source_order() {
 		DAEMON_ENV="CREDENTIALS_DIRECTORY ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET" \
 		start_daemon "$WORK/order.conf" "$WORK/order.sock"
 	ticket_and_source "$WORK/order.sock" "systemd credentials" || return 1
+	# They also win when the secret file that the configuration names is
+	# gone, as after moving it to /etc/credstore.
+	write_config moved "$WORK/moved-to-credstore" < /dev/null
+	CREDENTIALS_DIRECTORY=$WORK/creds DAEMON_ENV=CREDENTIALS_DIRECTORY \
+		start_daemon "$WORK/moved.conf" "$WORK/moved.sock"
+	ticket_and_source "$WORK/moved.sock" "systemd credentials" || return 1
 	# Without them the configuration's key is next, and its error
 	# names that source.
 	start_daemon "$WORK/order.conf" "$WORK/order2.sock"
