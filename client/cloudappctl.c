@@ -404,6 +404,12 @@ static int ctl_receive(struct cloudapp_client *client,
 	int r;
 
 	r = cloudapp_client_receive(client, &reply);
+	if (r == -EPERM && client->untrusted) {
+		ctl_log("%s: not using %s after the daemon closed the "
+			"connection: %s",
+			what, options->socket_path, client->untrusted);
+		return CTL_EXIT_UNREACHABLE;
+	}
 	if (r == -ECONNRESET) {
 		ctl_log("%s: cloudapp-ticketd at %s closed the connection "
 			"before the final reply; see its log with journalctl "
@@ -586,8 +592,8 @@ static int ctl_get_ticket(const struct ctl_options *options, const char *user,
 out:
 	if (client.reconnects > 0)
 		ctl_log("cloudapp-ticketd at %s closed the connection before "
-			"the final reply (stopped or restarted?); sent the "
-			"request again",
+			"the final reply (stopped or restarted?); tried the "
+			"request once more",
 			options->socket_path);
 	cloudapp_client_close(&client);
 	return status;

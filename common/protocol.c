@@ -487,6 +487,7 @@ int cloudapp_client_send(struct cloudapp_client *client, const char *method,
 	if (!call)
 		return -ENOMEM;
 	client_forget_call(client);
+	client->reconnects = 0;
 	client->call = cloudapp_message_serialize(call, &client->call_len);
 	json_object_put(call);
 	if (!client->call)

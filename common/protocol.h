@@ -151,7 +151,8 @@ struct cloudapp_client {
 	/* The last call as sent, kept to send it again after a reconnect. */
 	char *call;
 	size_t call_len;
-	/* Reconnects so far; callers log that one happened. */
+	/* Reconnects tried during the current call, whether or not they
+	 * succeeded; callers log that one happened. */
 	unsigned reconnects;
 };
 

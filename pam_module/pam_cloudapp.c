@@ -478,7 +478,7 @@ static void log_reconnects(pam_handle_t *pamh,
 	if (client->reconnects > 0)
 		pam_syslog(pamh, LOG_WARNING,
 			   "cloudapp-ticketd at %s closed the connection "
-			   "during %s for user %s; sent it again",
+			   "during %s for user %s; tried it once more",
 			   o->socket_path, method, user);
 }
 
@@ -544,6 +544,11 @@ static int call_daemon(pam_handle_t *pamh, const struct pamcloud_options *o,
 		return status;
 
 unreachable:
+	if (r == -EPERM && client.untrusted) {
+		pam_syslog(pamh, LOG_ERR, "not using %s: %s", o->socket_path,
+			   client.untrusted);
+		return fail_with(pamh, o, CLOUDAPP_MESSAGE_UNREACHABLE);
+	}
 	/* %m rather than strerror(), which is not thread-safe, and the login
 	 * process may have threads.  The daemon being down or slow is
 	 * expected on some hosts, so this is a warning. */

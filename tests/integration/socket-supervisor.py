@@ -12,6 +12,7 @@ Usage: socket-supervisor.py SOCKET START_LOG COMMAND [ARG...]
 
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -33,6 +34,21 @@ def main():
         listener = socket.socket(fileno=LISTEN_FDS_START)
     os.set_inheritable(LISTEN_FDS_START, True)
 
+    daemon = None
+    stopping = False
+
+    def stop(signum, frame):
+        """Stop the running daemon with the supervisor, as systemd stops a
+        service with its socket, so that no daemon outlives the test.  The
+        main loop waits for it: Popen.wait() must not be entered again
+        from a signal handler."""
+        nonlocal stopping
+        stopping = True
+        if daemon is None or daemon.poll() is not None:
+            sys.exit(0)
+        daemon.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
     while True:
         select.select([listener], [], [])
         with open(start_log, "a", encoding="utf-8") as f:
@@ -45,6 +61,9 @@ def main():
         status = daemon.wait()
         with open(start_log, "a", encoding="utf-8") as f:
             f.write(f"exit {status} {time.time():.3f}\n")
+        if stopping:
+            sys.exit(0)
+        daemon = None
 
 
 if __name__ == "__main__":

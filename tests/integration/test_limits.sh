@@ -249,7 +249,7 @@ ctl_survives_restart() {
 	[ "$status" = 0 ] && [ -s "$WORK/restart.ticket" ] &&
 		grep -q "closed the connection before the final reply" \
 			"$WORK/restart.err" &&
-		grep -q "sent the request again" "$WORK/restart.err" &&
+		grep -q "tried the request once more" "$WORK/restart.err" &&
 		grep -q "^exit -9" "$WORK/restart.starts" &&
 		[ "$(grep -c '^start' "$WORK/restart.starts")" = 2 ]
 }
