@@ -617,6 +617,26 @@ static struct task *connection_find_or_start(struct connection *c,
 }
 
 /*
+ * Makes c wait for task's result, sending a first progress reply when the
+ * call set "more".  A watching connection (StartTicket) leaves the result
+ * for pickup; a taking one (GetTicket) consumes it.
+ */
+static bool connection_wait_for_task(struct connection *c, struct task *task,
+				     bool watches)
+{
+	c->watching = watches;
+	c->waiter = task_add_waiter(task, connection_on_task, c, watches);
+	if (!c->waiter)
+		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
+					"out of memory");
+	c->task = task;
+	if (c->more)
+		return connection_reply(c, task_progress_parameters(task), true);
+	connection_update_events(c);
+	return true;
+}
+
+/*
  * Replies to StartTicket: at once with the task's state, or, with
  * "wait": true, when the task is ready or failed, after progress replies
  * when the call set "more".  Waiting leaves the ticket for pickup.
@@ -641,16 +661,7 @@ static bool connection_start_reply(struct connection *c, struct task *task,
 		}
 		return connection_reply(c, task_state_parameters(task), false);
 	}
-	c->watching = true;
-	c->waiter = task_add_waiter(task, connection_on_task, c, true);
-	if (!c->waiter)
-		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
-					"out of memory");
-	c->task = task;
-	if (c->more)
-		return connection_reply(c, task_progress_parameters(task), true);
-	connection_update_events(c);
-	return true;
+	return connection_wait_for_task(c, task, true);
 }
 
 /*
@@ -783,16 +794,7 @@ static bool connection_get_ticket(struct connection *c,
 		return alive;
 	}
 
-	c->watching = false;
-	c->waiter = task_add_waiter(task, connection_on_task, c, false);
-	if (!c->waiter)
-		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
-					"out of memory");
-	c->task = task;
-	if (c->more)
-		return connection_reply(c, task_progress_parameters(task), true);
-	connection_update_events(c);
-	return true;
+	return connection_wait_for_task(c, task, false);
 }
 
 static bool connection_drop_ticket(struct connection *c,

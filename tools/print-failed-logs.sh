@@ -1,6 +1,6 @@
 #!/bin/bash
-# Prints the log of every test under DIR whose automake result file says
-# FAIL or ERROR, for the test runners to show after a failed run.
+# Prints the log of every test under DIR whose automake result file
+# records FAIL or ERROR, for the test runners to show after a failed run.
 # Usage: print-failed-logs.sh DIR
 set -u
 

@@ -311,7 +311,7 @@ pam_login() {
 	local service=$1 user=$2 preload=$PAM_PRELOAD use_syslog=
 	shift 2
 	mkdir -p "$WORK/pam-runtime"
-	# pam_wrapper keeps pam_syslog() to itself unless told to use syslog.
+	# pam_wrapper handles pam_syslog() itself unless PAM_WRAPPER_USE_SYSLOG=1.
 	if [ -n "${PAM_SYSLOG_FILE:-}" ]; then
 		preload+=":$(build_preload syslog_capture)" || return 1
 		use_syslog=1

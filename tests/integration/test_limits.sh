@@ -64,7 +64,7 @@ CONF
 	before=$(count_starts alice)
 	"$CTL" --socket "$SOCKET" -q ticket --user alice > /dev/null &
 	local first=$!
-	# bob comes second only once alice's task holds the one slot.
+	# bob asks only once alice's task has the one slot.
 	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
 		[ "$(count_starts alice)" -gt "$before" ] && break
 		sleep 0.05
@@ -412,7 +412,7 @@ CONF
 }
 
 # A daemon whose endpoint presents certificate $1 of make-certs.sh gets no
-# ticket, at once and without retries, and says why.
+# ticket, at once and without retries, and the error names the cause.
 certificate_rejected() {
 	local cert=$1 name=cert-$1 start elapsed
 	local port=$EMULATOR_PORT state=$EMULATOR_STATE

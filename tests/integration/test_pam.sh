@@ -198,9 +198,9 @@ CASES
 		{ cat "$WORK/wrongkey.err"; status=1; }
 	# NOTE: a retry may still be in flight when ticket_timeout passes,
 	# which a slow (sanitizer) build hits now and then.  The daemon then
-	# reports a timeout, whose message is "did not start in time", rather
-	# than the connection error; both are accepted until the deadline
-	# reports the last connection error itself.
+	# reports a timeout ("did not start in time"), not the connection
+	# error, so both are accepted until the deadline reports the last
+	# connection error itself.
 	write_config unreachable "$SECRET" < /dev/null
 	sed -i -e 's|^endpoint = .*|endpoint = "https://127.0.0.1:1";|' \
 		-e 's|^ticket_timeout = .*|ticket_timeout = 3;|' \
