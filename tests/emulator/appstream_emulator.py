@@ -11,9 +11,9 @@ ticket or, when a fault asks for it, Failed.
 
 State for tests lives in --state-dir:
   requests.jsonl     one JSON line per request (never the ticket): "time"
-                     when the request reached the socket (see
-                     Handler.arrival_time), "done" just before the reply
-                     was written, and the client's "connection"
+                     when the request reached the socket and "done" when
+                     the reply left it (see KernelStamps), and the
+                     client's "connection"
   tickets/USER       the last ticket issued for that EndUserId, mode 0600
   faults.json        optional, read on every request: {"USER" or "*": FAULT}
 The emulator's own state lives there too, in files, so that the --workers
@@ -45,6 +45,7 @@ import multiprocessing
 import os
 import re
 import secrets
+import select
 import signal
 import socket
 import ssl
@@ -77,6 +78,16 @@ MAX_WORKERS = 64
 TCP_INFO_SIZE = 104
 TCP_INFO_LAST_DATA_RECV = 52
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# From <asm-generic/socket.h> and <linux/net_tstamp.h>; Python's socket
+# module does not name them.  SO_TIMESTAMPNS is also the control message.
+SO_TIMESTAMPNS = 35
+SO_TIMESTAMPING = 37
+SOF_TIMESTAMPING_TX_SOFTWARE = 1 << 1
+SOF_TIMESTAMPING_SOFTWARE = 1 << 4
+SOF_TIMESTAMPING_OPT_TSONLY = 1 << 11
+TIMESPEC = struct.Struct("=qq")
+# How long to wait for the kernel to queue the stamp of a write.
+SENT_STAMP_WAIT_SECONDS = 0.05
 
 # The counters of GET /_emulator/stats, kept in memory that every worker
 # process shares.
@@ -681,13 +692,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.server.emulator.counters.add("connections")
+        # The handshake runs here, so that the first data read on the
+        # connection after it is the first request.
+        self.connection.do_handshake()
+        self.stamps = KernelStamps(self.connection)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.stamps.close()
+
+    def handle_one_request(self):
+        self.arrived = None
+        if not self.connection.pending():
+            self.arrived = self.stamps.arrival()
+        super().handle_one_request()
 
     def parse_request(self):
-        self.arrived = self.arrival_time()
+        if self.arrived is None:
+            self.arrived = self.arrival_time()
         return super().parse_request()
 
     def arrival_time(self):
-        """Return when the request that was just read reached the socket.
+        """Return an estimate of when the request that was just read
+        reached the socket, for when the kernel gave no receive timestamp.
 
         This thread stamps the time only once it holds the GIL, which under
         load is tens of milliseconds after the bytes arrived, and a client's
@@ -728,8 +757,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._headers_buffer.append(b"\r\n" + body)
         # Taken before the write: after it, this thread may wait for the
         # GIL, and a later timestamp would count that wait as the client's.
+        self.stamps.discard()
         self.replied = time.time()
         self.flush_headers()
+        # The kernel's stamp of when the reply left is better still: the
+        # thread may lose the CPU between time() and the write.
+        self.replied = self.stamps.sent() or self.replied
 
     def do_GET(self):
         emulator = self.server.emulator
@@ -902,6 +935,95 @@ class Handler(http.server.BaseHTTPRequestHandler):
         entry["task_id"] = reply["TaskId"]
         self.send_body(200, "application/json;charset=utf-8",
                        json.dumps(reply).encode())
+
+
+class KernelStamps:
+    """The kernel's software timestamps of a TCP connection: when data
+    arrived (SO_TIMESTAMPNS, read with MSG_PEEK so that the TLS layer still
+    reads the data) and when a write left (SO_TIMESTAMPING, from the error
+    queue).  Both are taken in the network stack as the segment passes, so
+    neither waits for this process to be scheduled.  Each method returns
+    None when the kernel gave no stamp, and the caller falls back to its
+    own clock."""
+
+    def __init__(self, connection):
+        self.peer = None
+        try:
+            # A plain socket on a second descriptor of the same connection:
+            # the SSL socket refuses recvmsg().
+            self.peer = socket.socket(fileno=os.dup(connection.fileno()))
+            self.peer.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self.peer.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPING,
+                                 SOF_TIMESTAMPING_TX_SOFTWARE
+                                 | SOF_TIMESTAMPING_SOFTWARE
+                                 | SOF_TIMESTAMPING_OPT_TSONLY)
+        except OSError:
+            self.close()
+
+    def close(self):
+        if self.peer is not None:
+            self.peer.close()
+            self.peer = None
+
+    def arrival(self):
+        """Wait until the next data arrives, and return when it did.  The
+        data stays queued for the TLS layer."""
+        if self.peer is None:
+            return None
+        try:
+            data, ancillary, _, _ = self.peer.recvmsg(
+                1, 256, socket.MSG_PEEK)
+        except OSError:
+            return None
+        if not data:
+            return None
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                return timespec_seconds(value)
+        return None
+
+    def discard(self):
+        """Drop the stamps of earlier writes, such as the handshake's."""
+        self.drain()
+
+    def sent(self):
+        """Return when the write since discard() left.  The kernel may
+        queue the stamp after the write returns, so this waits for it for
+        up to SENT_STAMP_WAIT_SECONDS."""
+        if self.peer is None:
+            return None
+        poller = select.poll()
+        # An error queue that is not empty shows as POLLERR.
+        poller.register(self.peer, 0)
+        if not poller.poll(SENT_STAMP_WAIT_SECONDS * 1000):
+            return None
+        return self.drain()
+
+    def drain(self):
+        """Read the queued write stamps and return the latest."""
+        latest = None
+        while self.peer is not None:
+            try:
+                _, ancillary, _, _ = self.peer.recvmsg(
+                    0, 512, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            except OSError:
+                break
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPING:
+                    # struct scm_timestamping: the software stamp first.
+                    latest = timespec_seconds(value) or latest
+        return latest
+
+
+def timespec_seconds(value):
+    """Return a struct timespec as seconds, or None when it is zero."""
+    try:
+        seconds, nanoseconds = TIMESPEC.unpack_from(value)
+    except struct.error:
+        return None
+    if seconds == 0 and nanoseconds == 0:
+        return None
+    return seconds + nanoseconds / 1e9
 
 
 def uuidish():

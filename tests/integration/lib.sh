@@ -158,7 +158,8 @@ wait_for() {
 
 # Starts the emulator; sets EMULATOR_PORT and EMULATOR_STATE.  A second
 # emulator needs another EMULATOR_NAME; EMULATOR_ARGS adds options, and
-# EMULATOR_CERT picks a certificate of make-certs.sh (default "server").
+# EMULATOR_CERT picks a certificate of make-certs.sh (default "server"),
+# and EMULATOR_WRAPPER is a command to run it under, such as nice.
 start_emulator() {
 	local task_seconds=${1:-1} name=${EMULATOR_NAME:-emulator}
 	local cert=${EMULATOR_CERT:-server}
@@ -169,7 +170,7 @@ start_emulator() {
 		printf 'emulator-secret-%s\n' "$RANDOM$RANDOM" > "$WORK/emulator-secret"
 		chmod 0600 "$WORK/emulator-secret"
 	fi
-	python3 "$top_srcdir/tests/emulator/appstream_emulator.py" \
+	${EMULATOR_WRAPPER:-} python3 "$top_srcdir/tests/emulator/appstream_emulator.py" \
 		--port 0 --port-file "$WORK/$name.port" \
 		--cert "$WORK/certs/$cert.pem" --key "$WORK/certs/$cert.key" \
 		--state-dir "$EMULATOR_STATE" \
