@@ -18,7 +18,7 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 counts=${*:-100 500 1000}
 EMULATOR_WORKERS=${EMULATOR_WORKERS:-4}
-# The emulator stands in for the cloud, whose CPU is not this machine's.
+# The emulator replaces the cloud, whose CPU is not this machine's.
 # At nice 19 it runs when the daemon (or the SDK) and the clients leave a
 # core free, so its work does not delay theirs.
 EMULATOR_NICE=${EMULATOR_NICE:-19}

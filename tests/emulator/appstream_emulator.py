@@ -78,7 +78,7 @@ MAX_WORKERS = 64
 TCP_INFO_SIZE = 104
 TCP_INFO_LAST_DATA_RECV = 52
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-# From <asm-generic/socket.h> and <linux/net_tstamp.h>; Python's socket
+# From <asm-generic/socket.h> and <linux/net_tstamp.h>, because Python's socket
 # module does not name them.  SO_TIMESTAMPNS is also the control message.
 SO_TIMESTAMPNS = 35
 SO_TIMESTAMPING = 37
