@@ -84,6 +84,8 @@ struct task {
 	uint64_t prev_sent_usec;
 	struct api_result result;
 	struct task_error error;
+	/* The failure that the pending retry answers, for the deadline. */
+	struct task_error retried;
 	struct http_transfer *transfer;
 	sd_event_source *poll_timer; /* the next poll or retry */
 	/* A failure that task_fail_later() left for the event loop. */
@@ -612,6 +614,7 @@ void task_drop(struct task *task)
 	}
 	api_result_clear(&task->result);
 	task_error_clear(&task->error);
+	task_error_clear(&task->retried);
 	free(task->user);
 	free(task->end_user_id);
 	free(task->task_id);
@@ -891,6 +894,7 @@ static void task_on_success(struct task *task, struct api_result *result)
 	struct log_ids ids = task_log_ids(task, result->request_id, NULL);
 
 	task->attempts = 0;
+	task_error_clear(&task->retried);
 	if (!task->task_id && result->task_id) {
 		task->task_id = strdup(result->task_id);
 		ids.task_id = task->task_id;
@@ -1033,6 +1037,27 @@ static bool task_credential_error(const char *code)
 	return false;
 }
 
+/* Keeps a failure that will be retried, so that a deadline reached
+ * before the retry succeeds reports it rather than a bare timeout. */
+static void task_remember_failure(struct task *task,
+				  const struct task_failure *failure)
+{
+	struct task_error *retried = &task->retried;
+
+	task_error_clear(retried);
+	retried->name = CLOUDAPP_ERROR_CLOUD;
+	retried->message = strdup(failure->message);
+	retried->code = failure->code ? strdup(failure->code) : NULL;
+	retried->request_id =
+		failure->request_id ? strdup(failure->request_id) : NULL;
+	retried->http_status = failure->http_status;
+	/* Without the copy the deadline reports a timeout, as before. */
+	if (!retried->message ||
+	    (failure->code && !retried->code) ||
+	    (failure->request_id && !retried->request_id))
+		task_error_clear(retried);
+}
+
 static void task_on_failure(struct task *task,
 			    struct task_failure *failure)
 {
@@ -1053,6 +1078,7 @@ static void task_on_failure(struct task *task,
 		task->attempts++;
 		log_ids(LOG_WARNING, &ids, "%s; retry %u in %.1f s",
 			failure->message, task->attempts, (double)wait / 1000);
+		task_remember_failure(task, failure);
 		task->wait = TASK_WAIT_RETRY;
 		task_schedule(task, wait);
 		task_notify(task);
@@ -1206,8 +1232,22 @@ static void task_send_call(struct task *task)
 static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct task *task = userdata;
+	struct task_error retried = task->retried;
 
 	task_cancel_transfer(task);
+	if (task->attempts > 0 && retried.message) {
+		/* task_fail() frees its own copy, so the task lets go of
+		 * this one. */
+		memset(&task->retried, 0, sizeof(task->retried));
+		task_fail(task, retried.name, retried.code, retried.request_id,
+			  retried.http_status,
+			  "%s (failed %u times before ticket_timeout, "
+			  "%lld s, ran out)",
+			  retried.message, task->attempts,
+			  (long long)task->config->ticket_timeout_ms / 1000);
+		task_error_clear(&retried);
+		return 0;
+	}
 	task_fail(task, CLOUDAPP_ERROR_TIMEOUT, NULL, NULL, 0,
 		  "no ticket for EndUserId %s within %lld s (%u calls%s)",
 		  task->end_user_id,

@@ -11,7 +11,7 @@ require_tools
 setup_work
 # Users for the fault and restart checks, each with its own EndUserId.
 for name in fault_http500 fault_throttle fault_html fault_empty \
-	fault_timeout fault_forbidden restart_twice; do
+	fault_timeout fault_forbidden fault_slow restart_twice; do
 	echo "$name:x:$((20000 + ${#name} * 7 + RANDOM % 1000)):20000::/nonexistent:/bin/sh" \
 		>> "$WORK/passwd"
 done
@@ -153,6 +153,26 @@ forbidden_not_retried() {
 	cat "$WORK/forbidden.err"
 	grep -q "Code Forbidden.RAM" "$WORK/forbidden.err" &&
 		[ "$(count_requests fault_forbidden)" = 1 ]
+}
+
+# Every request times out, so the retries outlast ticket_timeout: the
+# error then names the failure that kept the task from a ticket.
+deadline_reports_retried_error() {
+	daemon_with deadline <<'CONF'
+request_timeout = 1;
+CONF
+	sed -i 's/^ticket_timeout = .*/ticket_timeout = 3;/' "$WORK/deadline.conf"
+	set_faults '{"fault_slow": {"delay_seconds": 10}}'
+	if "$CTL" --socket "$SOCKET" -q ticket --user fault_slow \
+		> /dev/null 2> "$WORK/deadline.err"; then
+		return 1
+	fi
+	cat "$WORK/deadline.err"
+	grep -q "cannot reach https://127.0.0.1:$EMULATOR_PORT" \
+		"$WORK/deadline.err" &&
+		grep -q "failed [0-9]* times before ticket_timeout\|after retries" \
+			"$WORK/deadline.err" &&
+		! grep -q "no ticket for EndUserId" "$WORK/deadline.err"
 }
 
 # An emulator whose clock is an hour ahead rejects the first request;
@@ -458,6 +478,8 @@ check "empty 503 retried" retried_fault fault_empty '{"fail": "empty503", "count
 check "request timeout retried" retried_fault fault_timeout \
 	'{"delay_seconds": 2, "count": 1}'
 check "Forbidden not retried" forbidden_not_retried
+check "deadline reports the retried error" deadline_reports_retried_error
+SOCKET=$WORK/retry.sock
 rm -f "$EMULATOR_STATE/faults.json"
 check "HTTPS connections reused" connections_reused
 check "clock offset corrected" clock_offset_corrected
