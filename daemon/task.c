@@ -84,7 +84,7 @@ struct task {
 	uint64_t prev_sent_usec;
 	struct api_result result;
 	struct task_error error;
-	/* The failure that the pending retry answers, for the deadline. */
+	/* The failure that the pending retry follows, for the deadline. */
 	struct task_error retried;
 	struct http_transfer *transfer;
 	sd_event_source *poll_timer; /* the next poll or retry */
@@ -1051,7 +1051,7 @@ static void task_remember_failure(struct task *task,
 	retried->request_id =
 		failure->request_id ? strdup(failure->request_id) : NULL;
 	retried->http_status = failure->http_status;
-	/* Without the copy the deadline reports a timeout, as before. */
+	/* When a copy fails, the deadline reports a plain timeout. */
 	if (!retried->message ||
 	    (failure->code && !retried->code) ||
 	    (failure->request_id && !retried->request_id))
@@ -1236,8 +1236,8 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 
 	task_cancel_transfer(task);
 	if (task->attempts > 0 && retried.message) {
-		/* task_fail() frees its own copy, so the task lets go of
-		 * this one. */
+		/* task_fail() copies the strings, so this copy is freed
+		 * below. */
 		memset(&task->retried, 0, sizeof(task->retried));
 		task_fail(task, retried.name, retried.code, retried.request_id,
 			  retried.http_status,
