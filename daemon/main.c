@@ -383,7 +383,9 @@ static int setup_event_loop(struct daemon *d)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	r = sd_event_default(&d->event);
+	/* sd_event_default() would make sd-event check the calling thread
+	 * with a gettid() system call on every loop iteration. */
+	r = sd_event_new(&d->event);
 	if (r < 0)
 		return r;
 	/* With WatchdogSec= in the unit, sd-event sends WATCHDOG=1 from the
