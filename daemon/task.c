@@ -1028,8 +1028,11 @@ static void task_on_success(struct task *task, struct api_result *result)
 
 	log_ids(LOG_DEBUG, &ids, "task %s, call %u",
 		*status ? status : "without status", task->polls);
+	/* This line is for debugging only, because "starting ticket task" and
+	 * "ticket ready" already log each task at info level, the second with
+	 * the TaskId. */
 	if (task->state == TASK_STARTING) {
-		log_ids(LOG_INFO, &ids, "cloud task started");
+		log_ids(LOG_DEBUG, &ids, "cloud task started");
 		task->state = TASK_RUNNING;
 	}
 	task_schedule(task, task_next_poll_ms(task));
