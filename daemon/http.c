@@ -27,6 +27,9 @@
 #define HTTP_CONNECT_TIMEOUT_MS 5000
 #define HTTP_USER_AGENT PACKAGE_NAME "/" PACKAGE_VERSION
 
+/* The smallest upload buffer curl accepts; its default is 64 KiB. */
+#define HTTP_UPLOAD_BUFFER_SIZE 16384L
+
 /* curl's timer drives its connect and transfer timeouts and its internal
  * steps, so it fires with 1 ms accuracy instead of sd-event's 250 ms. */
 #define HTTP_TIMER_ACCURACY_USEC 1000u
@@ -435,6 +438,10 @@ static int transfer_setup(struct http_transfer *t,
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)t->body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	/* A request body is a few hundred bytes, and each transfer allocates
+	 * and wipes its upload buffer, so the smallest size curl allows is
+	 * enough. */
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER_SIZE);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
