@@ -210,6 +210,11 @@ static CURLcode http_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
 	 * until the next one overwrites it; this wipes it once curl has it. */
 	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
 #endif
+	/* curl sets SSL_MODE_RELEASE_BUFFERS, so every request allocated,
+	 * cleansed and freed two record buffers of about 17 KiB each.  A
+	 * connection keeps them now, at most HTTP_CONNECTIONS_PER_HOST of
+	 * them, and received plaintext is still cleansed as above. */
+	SSL_CTX_clear_mode(ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set1_cert_store(ssl_ctx, client->trust);
 	return CURLE_OK;
 }
