@@ -55,6 +55,7 @@ struct connection {
 	struct task_waiter *waiter;
 	bool watching;
 	bool more;
+	bool input_paused; /* input arrived while a call waits */
 	sd_event_source *resume; /* reads the next call after a parked one */
 	sd_event_source *idle_timer; /* closes a connection left unused */
 };
@@ -156,6 +157,11 @@ static void connection_update_events(struct connection *c)
 	if (c->output_sent < c->output_len)
 		events |= EPOLLOUT;
 	else if (c->draining || (!c->close_after_output && !c->task))
+		events |= EPOLLIN;
+	/* A waiting call keeps EPOLLIN until input arrives, which is rare,
+	 * instead of turning it off and on again with two epoll_ctl()
+	 * calls per call. */
+	else if (c->task && !c->input_paused)
 		events |= EPOLLIN;
 	sd_event_source_set_io_events(c->source, events);
 }
@@ -436,6 +442,7 @@ static void connection_resume(struct connection *c)
 {
 	c->task = NULL;
 	c->waiter = NULL;
+	c->input_paused = false;
 	connection_arm_idle(c);
 	connection_update_events(c);
 	if (c->input.len > 0 && !c->resume &&
@@ -1069,8 +1076,12 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 	}
 	if (c->task || c->close_after_output) {
 		/* Not reading now; a hangup while waiting ends the wait. */
-		if (revents & (EPOLLHUP | EPOLLERR))
+		if (revents & (EPOLLHUP | EPOLLERR)) {
 			connection_free(c);
+			return 0;
+		}
+		c->input_paused = true;
+		connection_update_events(c);
 		return 0;
 	}
 
