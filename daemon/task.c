@@ -80,6 +80,7 @@ struct task {
 	enum task_wait wait;
 	bool has_slot;
 	unsigned polls;	   /* API responses received */
+	bool handout_logged; /* the "ticket ready" line reported the handout */
 	unsigned attempts; /* failed requests in a row */
 	int64_t next_interval_ms;
 	uint64_t started_usec;
@@ -716,7 +717,7 @@ void task_drop(struct task *task)
 
 void task_consume(struct task *task)
 {
-	if (task->state == TASK_READY) {
+	if (task->state == TASK_READY && !task->handout_logged) {
 		struct log_ids ids = task_log_ids(task, NULL, NULL);
 
 		log_ids(LOG_INFO, &ids, "ticket handed out and wiped");
@@ -1007,12 +1008,16 @@ static void task_on_success(struct task *task, struct api_result *result)
 					 result->request_id,
 					 result->http_status,
 					 "the Ticket is not valid UTF-8");
+		/* A waiting GetTicket takes the ticket within task_finish(),
+		 * and one line then reports both. */
+		task->handout_logged = task_has_takers(task);
 		log_ids(LOG_INFO, &ids,
-			"ticket ready after %u calls, %zu bytes, in %.1f s",
+			"ticket ready after %u calls, %zu bytes, in %.1f s%s",
 			task->polls, strlen(result->ticket),
 			(double)(task_now(task->registry) -
 				 task->started_usec) /
-				1e6);
+				1e6,
+			task->handout_logged ? "; handed out and wiped" : "");
 		task_learn_duration(task);
 		api_result_clear(&task->result);
 		task->result = *result;
