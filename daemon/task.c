@@ -120,6 +120,9 @@ struct task_registry {
 	sd_event_source *send_timer; /* wakes the send queue for a token */
 	int64_t clock_offset_sec;    /* server time minus local time */
 	struct credentials credentials;
+	/* The loop iteration's time when the credential files were last
+	 * checked for a rotation. */
+	uint64_t credentials_checked_usec;
 	/* With ram_role_arn: the role's temporary credentials. */
 	struct sts_credentials sts;
 	struct http_transfer *sts_transfer; /* AssumeRole in flight */
@@ -1222,13 +1225,22 @@ static void task_on_response(const struct http_response *response,
 	api_result_clear(&result);
 }
 
-/* Picks up credentials that an outside agent rotated in their files. */
+/*
+ * Picks up credentials that an outside agent rotated in their files.  The
+ * files are checked once per event loop iteration, because all requests
+ * sent in one iteration race with a rotation in the same way.
+ */
 static void task_refresh_credentials(struct task_registry *registry)
 {
+	uint64_t now = task_now(registry);
 	char *error = NULL;
-	int r = credentials_refresh(registry->config, &registry->credentials,
-				    &error);
+	int r;
 
+	if (now == registry->credentials_checked_usec)
+		return;
+	registry->credentials_checked_usec = now;
+	r = credentials_refresh(registry->config, &registry->credentials,
+				&error);
 	if (r > 0)
 		log_info("reloaded the credentials from %s",
 			 registry->credentials.source);
