@@ -27,6 +27,9 @@
 #define HTTP_CONNECT_TIMEOUT_MS 5000
 #define HTTP_USER_AGENT PACKAGE_NAME "/" PACKAGE_VERSION
 
+/* The smallest upload buffer curl accepts; its default is 64 KiB. */
+#define HTTP_UPLOAD_BUFFER_SIZE 16384L
+
 /* curl's timer drives its connect and transfer timeouts and its internal
  * steps, so it fires with 1 ms accuracy instead of sd-event's 250 ms. */
 #define HTTP_TIMER_ACCURACY_USEC 1000u
@@ -37,6 +40,10 @@ struct http_client {
 	CURLSH *share; /* TLS sessions and DNS answers for every transfer */
 	X509_STORE *trust; /* shared by every TLS connection */
 	sd_event_source *timer;
+	/* Runs a timeout of 0 ms on the next loop iteration.  curl requests
+	 * one for every new transfer, and a time source would re-arm the
+	 * loop's timerfd for it twice. */
+	sd_event_source *timer_now;
 	struct http_transfer *transfers; /* every transfer in flight */
 };
 
@@ -132,14 +139,24 @@ static int http_on_io(sd_event_source *s, int fd, uint32_t revents,
 	return 0;
 }
 
-static int http_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+static void http_run_timeout(struct http_client *client)
 {
-	struct http_client *client = userdata;
 	int running = 0;
 
 	curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0,
 				 &running);
 	http_collect_done(client);
+}
+
+static int http_on_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	http_run_timeout(userdata);
+	return 0;
+}
+
+static int http_on_timer_now(sd_event_source *s, void *userdata)
+{
+	http_run_timeout(userdata);
 	return 0;
 }
 
@@ -180,9 +197,19 @@ static int http_timer_cb(CURLM *multi, long timeout_ms, void *userdata)
 	struct http_client *client = userdata;
 	uint64_t now;
 
-	if (timeout_ms < 0)
+	if (timeout_ms < 0) {
+		sd_event_source_set_enabled(client->timer_now, SD_EVENT_OFF);
 		return sd_event_source_set_enabled(client->timer,
 						   SD_EVENT_OFF) < 0 ? -1 : 0;
+	}
+	/* The time source stays as it is, because curl replaces the timeout
+	 * once the new transfers ran, and a stale wakeup is harmless. */
+	if (timeout_ms == 0)
+		return sd_event_source_set_enabled(client->timer_now,
+						   SD_EVENT_ONESHOT) < 0 ?
+			       -1 :
+			       0;
+	sd_event_source_set_enabled(client->timer_now, SD_EVENT_OFF);
 	sd_event_now(client->event, CLOCK_MONOTONIC, &now);
 	if (sd_event_source_set_time(client->timer,
 				     now + (uint64_t)timeout_ms * 1000u) < 0)
@@ -207,6 +234,11 @@ static CURLcode http_ssl_ctx_cb(CURL *easy, void *ssl_ctx, void *userdata)
 	 * until the next one overwrites it; this wipes it once curl has it. */
 	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
 #endif
+	/* curl sets SSL_MODE_RELEASE_BUFFERS, so every request allocated,
+	 * cleansed and freed two record buffers of about 17 KiB each.  A
+	 * connection keeps them now, at most HTTP_CONNECTIONS_PER_HOST of
+	 * them, and received plaintext is still cleansed as above. */
+	SSL_CTX_clear_mode(ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set1_cert_store(ssl_ctx, client->trust);
 	return CURLE_OK;
 }
@@ -285,6 +317,13 @@ int http_client_new(sd_event *event, const char *ca_file,
 		return r;
 	}
 	sd_event_source_set_enabled(client->timer, SD_EVENT_OFF);
+	r = sd_event_add_defer(event, &client->timer_now, http_on_timer_now,
+			       client);
+	if (r < 0) {
+		http_client_free(client);
+		return r;
+	}
+	sd_event_source_set_enabled(client->timer_now, SD_EVENT_OFF);
 
 	curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION,
 			  http_socket_cb);
@@ -332,6 +371,7 @@ void http_client_free(struct http_client *client)
 		curl_share_cleanup(client->share);
 	X509_STORE_free(client->trust);
 	sd_event_source_disable_unref(client->timer);
+	sd_event_source_disable_unref(client->timer_now);
 	sd_event_unref(client->event);
 	free(client);
 }
@@ -435,6 +475,10 @@ static int transfer_setup(struct http_transfer *t,
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
 			 (curl_off_t)t->body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	/* A request body is a few hundred bytes, and each transfer allocates
+	 * and wipes its upload buffer, so the smallest size curl allows is
+	 * enough. */
+	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER_SIZE);
 	curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);

@@ -276,7 +276,9 @@ static void update_idle(struct daemon *d)
 			    "running, ignoring");
 }
 
-/* Keeps the STATUS= line that systemctl status shows up to date. */
+/* Keeps the STATUS= line that systemctl status shows up to date.  It is
+ * refreshed once a second, not after each call, because every sd_notify()
+ * opens a socket and sends a message that PID 1 parses. */
 static void update_status(void *userdata)
 {
 	struct daemon *d = userdata;
@@ -291,6 +293,11 @@ static void update_status(void *userdata)
 	sd_notifyf(0, "STATUS=Serving tickets; %u tasks running, %u results "
 		      "waiting for pickup",
 		   running, total - running);
+}
+
+static void on_server_changed(void *userdata)
+{
+	update_idle(userdata);
 }
 
 static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata)
@@ -383,7 +390,9 @@ static int setup_event_loop(struct daemon *d)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	r = sd_event_default(&d->event);
+	/* sd_event_default() would make sd-event check the calling thread
+	 * with a gettid() system call on every loop iteration. */
+	r = sd_event_new(&d->event);
 	if (r < 0)
 		return r;
 	/* With WatchdogSec= in the unit, sd-event sends WATCHDOG=1 from the
@@ -478,7 +487,7 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 		return EXIT_FAILURE;
 	}
-	server_set_changed_callback(d.server, update_status, &d);
+	server_set_changed_callback(d.server, on_server_changed, &d);
 	update_idle(&d);
 
 	log_info("serving tickets from %s for AppId %s", d.config->endpoint,

@@ -43,7 +43,9 @@ int peer_read(int fd, struct peer *ret_peer)
 	ret_peer->uid = cred.uid;
 	ret_peer->gid = cred.gid;
 	ret_peer->pid = cred.pid;
-	ret_peer->name = peer_user_name(cred.uid);
+	/* Only a uid other than root is matched by name. */
+	if (cred.uid != 0)
+		ret_peer->name = peer_user_name(cred.uid);
 	return 0;
 }
 
@@ -53,30 +55,12 @@ void peer_clear(struct peer *peer)
 	peer->name = NULL;
 }
 
-/* Returns 0 when user is a known account, -ENOENT when not. */
-static int peer_user_exists(const char *user)
-{
-	struct passwd pw, *result = NULL;
-	char buf[16384];
-
-	if (getpwnam_r(user, &pw, buf, sizeof(buf), &result) != 0 || !result)
-		return -ENOENT;
-	return 0;
-}
-
 int peer_authorize(const struct peer *peer, const char *user,
 		   char **ret_error)
 {
 	*ret_error = NULL;
-	if (peer->uid == 0) {
-		if (peer_user_exists(user) < 0) {
-			if (asprintf(ret_error, "user %s is not known to this "
-						"system", user) < 0)
-				*ret_error = NULL;
-			return -ENOENT;
-		}
+	if (peer->uid == 0)
 		return 0;
-	}
 	if (peer->name && strcmp(peer->name, user) == 0)
 		return 0;
 	if (asprintf(ret_error,

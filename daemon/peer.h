@@ -13,7 +13,8 @@ struct peer {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;
-	char *name; /* the uid's user name, or NULL if it has none */
+	/* The uid's user name, or NULL for root and for a uid without one. */
+	char *name;
 };
 
 /* Reads the peer credentials of a connected socket. */
@@ -22,8 +23,9 @@ int peer_read(int fd, struct peer *ret_peer);
 void peer_clear(struct peer *peer);
 
 /*
- * Decides whether peer may act for user.  Returns 0, -EPERM with a message
- * in *ret_error, or -ENOENT when user is not a known account.
+ * Decides whether peer may act for user.  Returns 0 or -EPERM with a
+ * message in *ret_error.  Root may act for any name, so whether user is a
+ * known account is left to policy_check_user().
  */
 int peer_authorize(const struct peer *peer, const char *user,
 		   char **ret_error);

@@ -11,6 +11,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -55,6 +56,7 @@ struct connection {
 	struct task_waiter *waiter;
 	bool watching;
 	bool more;
+	bool input_paused; /* input arrived while a call waits */
 	sd_event_source *resume; /* reads the next call after a parked one */
 	sd_event_source *idle_timer; /* closes a connection left unused */
 };
@@ -156,6 +158,11 @@ static void connection_update_events(struct connection *c)
 	if (c->output_sent < c->output_len)
 		events |= EPOLLOUT;
 	else if (c->draining || (!c->close_after_output && !c->task))
+		events |= EPOLLIN;
+	/* A waiting call keeps EPOLLIN until input arrives, which is rare,
+	 * instead of turning it off and on again with two epoll_ctl()
+	 * calls per call. */
+	else if (c->task && !c->input_paused)
 		events |= EPOLLIN;
 	sd_event_source_set_io_events(c->source, events);
 }
@@ -436,6 +443,7 @@ static void connection_resume(struct connection *c)
 {
 	c->task = NULL;
 	c->waiter = NULL;
+	c->input_paused = false;
 	connection_arm_idle(c);
 	connection_update_events(c);
 	if (c->input.len > 0 && !c->resume &&
@@ -1069,8 +1077,12 @@ static int connection_on_io(sd_event_source *s, int fd, uint32_t revents,
 	}
 	if (c->task || c->close_after_output) {
 		/* Not reading now; a hangup while waiting ends the wait. */
-		if (revents & (EPOLLHUP | EPOLLERR))
+		if (revents & (EPOLLHUP | EPOLLERR)) {
 			connection_free(c);
+			return 0;
+		}
+		c->input_paused = true;
+		connection_update_events(c);
 		return 0;
 	}
 
@@ -1167,30 +1179,30 @@ static bool server_check_uid_connections(struct server *server,
 	return false;
 }
 
-static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
-			    void *userdata)
+/* Accepts one connection from the listening socket fd.  Returns false
+ * when none was waiting or accepting failed. */
+static bool server_accept_one(struct server *server, int fd)
 {
-	struct server *server = userdata;
 	struct connection *c;
 	int cfd;
 
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (cfd < 0) {
 		if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-			return 0;
+			return false;
 		/* Out of descriptors or memory: retrying at once would spin,
 		 * so pause accepting; clients wait in the backlog. */
 		log_warning("accept failed: %s; pausing new connections for "
 			    "%u ms",
 			    strerror(errno), SERVER_ACCEPT_PAUSE_MS);
 		server_pause_accepting(server);
-		return 0;
+		return false;
 	}
 
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(cfd);
-		return 0;
+		return false;
 	}
 	c->server = server;
 	c->fd = cfd;
@@ -1206,10 +1218,10 @@ static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
 			    connection_on_io, c) < 0) {
 		log_warning("cannot set up a new connection, closing it");
 		connection_free(c);
-		return 0;
+		return false;
 	}
 	if (!server_check_uid_connections(server, c))
-		return 0;
+		return true;
 	connection_arm_idle(c);
 	if (server->n_connections >= server->config->max_connections) {
 		/* The kernel keeps further clients in the backlog until a
@@ -1219,6 +1231,25 @@ static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
 			    server->n_connections);
 		server_set_accepting(server, false);
 	}
+	/* Clients send their call right after connecting, so under load it
+	 * has usually arrived, and reading it now saves a loop iteration.
+	 * Otherwise recv() fails with EAGAIN and EPOLLIN brings the call. */
+	connection_on_io(c->source, cfd, EPOLLIN, c);
+	return true;
+}
+
+static int server_on_accept(sd_event_source *s, int fd, uint32_t revents,
+			    void *userdata)
+{
+	struct server *server = userdata;
+
+	/* A burst of logins fills the backlog, and taking several clients
+	 * per wakeup saves loop iterations.  The price is an accept4() that
+	 * fails with EAGAIN once the backlog is empty. */
+	for (unsigned i = 0; i < SERVER_ACCEPT_BATCH && server->accepting;
+	     i++)
+		if (!server_accept_one(server, fd))
+			break;
 	return 0;
 }
 
@@ -1291,11 +1322,19 @@ void server_free(struct server *server)
 int server_add_listener(struct server *server, int fd)
 {
 	struct listener *l = calloc(1, sizeof(*l));
-	int r;
+	int flags, r;
 
 	if (!l)
 		return -ENOMEM;
 	l->fd = fd;
+	/* server_on_accept() accepts until EAGAIN, and systemd passes
+	 * listening sockets in blocking mode unless NonBlocking=yes. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		r = -errno;
+		free(l);
+		return r;
+	}
 	r = sd_event_add_io(server->event, &l->source, fd, EPOLLIN,
 			    server_on_accept, server);
 	if (r < 0) {

@@ -17,6 +17,9 @@
 /* How long accepting pauses after accept() failed, e.g. with EMFILE. */
 #define SERVER_ACCEPT_PAUSE_MS 1000u
 
+/* Maximum number of clients accepted per wakeup of a listening socket. */
+#define SERVER_ACCEPT_BATCH 16u
+
 /* How long a connection stays, after its final error, for the client to
  * read the error and hang up. */
 #define SERVER_LINGER_MS 1000u

@@ -22,7 +22,11 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/opensslv.h>
 #include <openssl/sha.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#endif
 
 #include "encode.h"
 #include "util.h"
@@ -44,12 +48,85 @@ static void hex_encode(const unsigned char *bytes, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/*
+ * OpenSSL 3's one-shot SHA256() and HMAC() look up the algorithm
+ * implementation on every call, and the lookups cost more than hashing a
+ * request.  The daemon runs one thread, so these are fetched once and
+ * kept for the life of the process.
+ */
+static EVP_MD *sign_sha256_md(void)
+{
+	static EVP_MD *md;
+
+	if (!md)
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	return md;
+}
+
+/* Returns the HMAC-SHA256 context that sign_authorization() keys anew on
+ * every call, or NULL when OpenSSL cannot provide it. */
+static EVP_MAC_CTX *sign_hmac_sha256_ctx(void)
+{
+	static EVP_MAC_CTX *ctx;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+						 (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_MAC *mac;
+
+	if (ctx)
+		return ctx;
+	mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (!mac)
+		return NULL;
+	ctx = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac);
+	if (ctx && !EVP_MAC_CTX_set_params(ctx, params)) {
+		EVP_MAC_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+#endif
+
 void sign_sha256_hex(const void *data, size_t len, char hex[SIGN_HEX_SIZE])
 {
 	unsigned char digest[SHA256_DIGEST_LENGTH];
 
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	EVP_MD *md = sign_sha256_md();
+
+	if (!md || !EVP_Digest(data, len, digest, NULL, md, NULL))
+		SHA256(data, len, digest);
+#else
 	SHA256(data, len, digest);
+#endif
 	hex_encode(digest, sizeof(digest), hex);
+}
+
+/* Computes HMAC-SHA256 of message under key into mac, which has room for
+ * SHA256_DIGEST_LENGTH bytes.  Returns false on failure. */
+static bool sign_hmac_sha256(const char *key, const char *message,
+			     unsigned char *mac, unsigned int *ret_mac_len)
+{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	EVP_MAC_CTX *ctx = sign_hmac_sha256_ctx();
+	size_t len = 0;
+
+	if (ctx && EVP_MAC_init(ctx, (const unsigned char *)key, strlen(key),
+				NULL) &&
+	    EVP_MAC_update(ctx, (const unsigned char *)message,
+			   strlen(message)) &&
+	    EVP_MAC_final(ctx, mac, &len, SHA256_DIGEST_LENGTH)) {
+		*ret_mac_len = (unsigned int)len;
+		return true;
+	}
+#endif
+	return HMAC(EVP_sha256(), key, (int)strlen(key),
+		    (const unsigned char *)message, strlen(message), mac,
+		    ret_mac_len) != NULL;
 }
 
 static bool header_is_signed(const char *lower_name)
@@ -238,10 +315,8 @@ char *sign_authorization(const char *method, const char *path,
 
 	snprintf(string_to_sign, sizeof(string_to_sign), "%s\n%s",
 		 SIGN_ALGORITHM, request_hash);
-	if (!HMAC(EVP_sha256(), access_key_secret,
-		  (int)strlen(access_key_secret),
-		  (const unsigned char *)string_to_sign, strlen(string_to_sign),
-		  mac, &mac_len)) {
+	if (!sign_hmac_sha256(access_key_secret, string_to_sign, mac,
+			      &mac_len)) {
 		free(signed_headers);
 		return NULL;
 	}

@@ -47,6 +47,9 @@
  * faster tasks down. */
 #define TASK_DURATION_EARLY_FACTOR 0.9
 
+/* Buckets of the EndUserId table before its first growth. */
+#define TASK_HASH_BUCKETS_MIN 64
+
 /* A clock offset smaller than this is not worth a correction. */
 #define TASK_CLOCK_OFFSET_MIN_SEC 2
 
@@ -63,6 +66,7 @@ struct task {
 	const struct ticket_profile *profile; /* belongs to config */
 	struct ticket_profile *own_profile;   /* or to the task, or NULL */
 	struct task *next, *prev;	      /* every task, oldest first */
+	struct task *hash_next; /* in the EndUserId bucket */
 	struct task *queue_next, *queue_prev; /* slot or send queue */
 	enum task_queue {
 		QUEUE_NONE,
@@ -76,6 +80,7 @@ struct task {
 	enum task_wait wait;
 	bool has_slot;
 	unsigned polls;	   /* API responses received */
+	bool handout_logged; /* the "ticket ready" line reported the handout */
 	unsigned attempts; /* failed requests in a row */
 	int64_t next_interval_ms;
 	uint64_t started_usec;
@@ -105,6 +110,11 @@ struct task_registry {
 	struct daemon_config *config; /* for new tasks and the limits */
 	struct http_client *http;
 	struct task *tasks, *tasks_tail;
+	unsigned n_tasks;
+	unsigned n_finished; /* tasks in TASK_READY or TASK_FAILED */
+	/* Tasks by EndUserId, since every call looks one up. */
+	struct task **buckets;
+	size_t n_buckets; /* a power of two, or 0 before the first task */
 	unsigned running;  /* tasks holding a slot */
 	unsigned requests; /* HTTP requests in flight */
 	struct task_queue_list slot_queue, send_queue;
@@ -112,6 +122,9 @@ struct task_registry {
 	sd_event_source *send_timer; /* wakes the send queue for a token */
 	int64_t clock_offset_sec;    /* server time minus local time */
 	struct credentials credentials;
+	/* The loop iteration's time when the credential files were last
+	 * checked for a rotation. */
+	uint64_t credentials_checked_usec;
 	/* With ram_role_arn: the role's temporary credentials. */
 	struct sts_credentials sts;
 	struct http_transfer *sts_transfer; /* AssumeRole in flight */
@@ -207,6 +220,78 @@ static void queue_append(struct task *task, enum task_queue queue)
 
 /* --- the registry ---------------------------------------------------- */
 
+/* --- lookup by EndUserId -------------------------------------------- */
+
+/* FNV-1a.  The keys are EndUserIds of local accounts that passed the
+ * served-user policy, so the table needs no defence against chosen
+ * collisions. */
+static size_t task_hash(const char *key)
+{
+	uint64_t hash = UINT64_C(14695981039346656037);
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+		hash ^= *p;
+		hash *= UINT64_C(1099511628211);
+	}
+	return (size_t)hash;
+}
+
+/* Doubles the bucket array, keeping about one task per bucket. */
+static int task_hash_grow(struct task_registry *registry)
+{
+	size_t n = registry->n_buckets ? registry->n_buckets * 2 :
+					 TASK_HASH_BUCKETS_MIN;
+	struct task **buckets = calloc(n, sizeof(*buckets));
+
+	if (!buckets)
+		return -ENOMEM;
+	for (size_t i = 0; i < registry->n_buckets; i++) {
+		struct task *t = registry->buckets[i], *next;
+
+		for (; t; t = next) {
+			size_t j = task_hash(t->end_user_id) & (n - 1);
+
+			next = t->hash_next;
+			t->hash_next = buckets[j];
+			buckets[j] = t;
+		}
+	}
+	free(registry->buckets);
+	registry->buckets = buckets;
+	registry->n_buckets = n;
+	return 0;
+}
+
+static int task_hash_add(struct task *task)
+{
+	struct task_registry *registry = task->registry;
+	size_t i;
+
+	if (registry->n_tasks >= registry->n_buckets &&
+	    task_hash_grow(registry) < 0 && registry->n_buckets == 0)
+		return -ENOMEM;
+	i = task_hash(task->end_user_id) & (registry->n_buckets - 1);
+	task->hash_next = registry->buckets[i];
+	registry->buckets[i] = task;
+	return 0;
+}
+
+static void task_hash_remove(struct task *task)
+{
+	struct task_registry *registry = task->registry;
+	struct task **p;
+
+	if (registry->n_buckets == 0 || !task->end_user_id)
+		return;
+	p = &registry->buckets[task_hash(task->end_user_id) &
+			       (registry->n_buckets - 1)];
+	for (; *p; p = &(*p)->hash_next)
+		if (*p == task) {
+			*p = task->hash_next;
+			return;
+		}
+}
+
 int task_registry_new(sd_event *event, struct daemon_config *config,
 		      struct task_registry **ret_registry, char **ret_error)
 {
@@ -250,6 +335,7 @@ void task_registry_free(struct task_registry *registry)
 	sts_credentials_clear(&registry->sts);
 	config_unref(registry->config);
 	sd_event_unref(registry->event);
+	free(registry->buckets);
 	free(registry);
 }
 
@@ -288,15 +374,8 @@ int task_registry_set_config(struct task_registry *registry,
 void task_registry_count(const struct task_registry *registry,
 			 unsigned *ret_total, unsigned *ret_running)
 {
-	unsigned total = 0, running = 0;
-
-	for (const struct task *t = registry->tasks; t; t = t->next) {
-		total++;
-		if (task_is_running(t))
-			running++;
-	}
-	*ret_total = total;
-	*ret_running = running;
+	*ret_total = registry->n_tasks;
+	*ret_running = registry->n_tasks - registry->n_finished;
 }
 
 void task_registry_foreach(struct task_registry *registry,
@@ -314,7 +393,12 @@ void task_registry_foreach(struct task_registry *registry,
 struct task *task_find(struct task_registry *registry,
 		       const char *end_user_id)
 {
-	for (struct task *t = registry->tasks; t; t = t->next)
+	size_t i;
+
+	if (registry->n_buckets == 0)
+		return NULL;
+	i = task_hash(end_user_id) & (registry->n_buckets - 1);
+	for (struct task *t = registry->buckets[i]; t; t = t->hash_next)
 		if (strcmp(t->end_user_id, end_user_id) == 0)
 			return t;
 	return NULL;
@@ -592,6 +676,10 @@ void task_drop(struct task *task)
 {
 	struct task_registry *registry = task->registry;
 
+	task_hash_remove(task);
+	registry->n_tasks--;
+	if (!task_is_running(task))
+		registry->n_finished--;
 	if (task->prev)
 		task->prev->next = task->next;
 	else
@@ -635,7 +723,7 @@ void task_drop(struct task *task)
 
 void task_consume(struct task *task)
 {
-	if (task->state == TASK_READY) {
+	if (task->state == TASK_READY && !task->handout_logged) {
 		struct log_ids ids = task_log_ids(task, NULL, NULL);
 
 		log_ids(LOG_INFO, &ids, "ticket handed out and wiped");
@@ -714,6 +802,8 @@ static int task_on_expiry(sd_event_source *s, uint64_t usec, void *userdata)
 /* Ends a task.  Without a waiter the result stays for pickup. */
 static void task_finish(struct task *task, enum task_state state)
 {
+	if (task_is_running(task))
+		task->registry->n_finished++;
 	task->state = state;
 	task->wait = TASK_WAIT_NONE;
 	queue_remove(task);
@@ -925,12 +1015,16 @@ static void task_on_success(struct task *task, struct api_result *result)
 					 result->request_id,
 					 result->http_status,
 					 "the Ticket is not valid UTF-8");
+		/* A waiting GetTicket takes the ticket within task_finish(),
+		 * and one line then reports both. */
+		task->handout_logged = task_has_takers(task);
 		log_ids(LOG_INFO, &ids,
-			"ticket ready after %u calls, %zu bytes, in %.1f s",
+			"ticket ready after %u calls, %zu bytes, in %.1f s%s",
 			task->polls, strlen(result->ticket),
 			(double)(task_now(task->registry) -
 				 task->started_usec) /
-				1e6);
+				1e6,
+			task->handout_logged ? "; handed out and wiped" : "");
 		task_learn_duration(task);
 		api_result_clear(&task->result);
 		task->result = *result;
@@ -946,8 +1040,11 @@ static void task_on_success(struct task *task, struct api_result *result)
 
 	log_ids(LOG_DEBUG, &ids, "task %s, call %u",
 		*status ? status : "without status", task->polls);
+	/* This line is for debugging only, because "starting ticket task" and
+	 * "ticket ready" already log each task at info level, the second with
+	 * the TaskId. */
 	if (task->state == TASK_STARTING) {
-		log_ids(LOG_INFO, &ids, "cloud task started");
+		log_ids(LOG_DEBUG, &ids, "cloud task started");
 		task->state = TASK_RUNNING;
 	}
 	task_schedule(task, task_next_poll_ms(task));
@@ -1154,13 +1251,22 @@ static void task_on_response(const struct http_response *response,
 	api_result_clear(&result);
 }
 
-/* Picks up credentials that an outside agent rotated in their files. */
+/*
+ * Picks up credentials that an outside agent rotated in their files.  The
+ * files are checked once per event loop iteration, because all requests
+ * sent in one iteration race with a rotation in the same way.
+ */
 static void task_refresh_credentials(struct task_registry *registry)
 {
+	uint64_t now = task_now(registry);
 	char *error = NULL;
-	int r = credentials_refresh(registry->config, &registry->credentials,
-				    &error);
+	int r;
 
+	if (now == registry->credentials_checked_usec)
+		return;
+	registry->credentials_checked_usec = now;
+	r = credentials_refresh(registry->config, &registry->credentials,
+				&error);
 	if (r > 0)
 		log_info("reloaded the credentials from %s",
 			 registry->credentials.source);
@@ -1281,7 +1387,12 @@ static struct task *task_new(struct task_registry *registry,
 	else
 		registry->tasks = task;
 	registry->tasks_tail = task;
+	registry->n_tasks++;
 	if (!task->user || !task->end_user_id) {
+		task_drop(task);
+		return NULL;
+	}
+	if (task_hash_add(task) < 0) {
 		task_drop(task);
 		return NULL;
 	}
