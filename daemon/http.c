@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "curl-dl.h"
 #include "log.h"
 #include "util.h"
 
@@ -76,10 +76,10 @@ static void transfer_free(struct http_transfer *t)
 		t->next->prev = t->prev;
 
 	if (t->easy) {
-		curl_multi_remove_handle(client->multi, t->easy);
-		curl_easy_cleanup(t->easy);
+		sym_curl_multi_remove_handle(client->multi, t->easy);
+		sym_curl_easy_cleanup(t->easy);
 	}
-	curl_slist_free_all(t->headers);
+	sym_curl_slist_free_all(t->headers);
 	free(t->body);
 	/* The response contains a ticket once a task has finished. */
 	OPENSSL_cleanse(t->response_body, t->response_cap);
@@ -95,23 +95,27 @@ static void http_collect_done(struct http_client *client)
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(client->multi, &left))) {
+	while ((msg = sym_curl_multi_info_read(client->multi, &left))) {
 		struct http_transfer *t = NULL;
 		struct http_response response = { 0 };
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+		sym_curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
 		if (!t)
 			continue;
 
 		response.curl_code = t->too_large ? CURLE_FILESIZE_EXCEEDED :
 						    (int)msg->data.result;
-		response.error = t->too_large ? "response body too large" :
-				 t->error[0]  ? t->error :
-						curl_easy_strerror(msg->data.result);
-		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE,
-				  &response.status);
+		if (t->too_large)
+			response.error = "response body too large";
+		else if (t->error[0])
+			response.error = t->error;
+		else
+			response.error =
+				sym_curl_easy_strerror(msg->data.result);
+		sym_curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE,
+				      &response.status);
 		response.body = t->response_body ? t->response_body : "";
 		response.body_len = t->response_len;
 		response.date = t->date;
@@ -134,7 +138,7 @@ static int http_on_io(sd_event_source *s, int fd, uint32_t revents,
 		action |= CURL_CSELECT_OUT;
 	if (revents & EPOLLERR)
 		action |= CURL_CSELECT_ERR;
-	curl_multi_socket_action(client->multi, fd, action, &running);
+	sym_curl_multi_socket_action(client->multi, fd, action, &running);
 	http_collect_done(client);
 	return 0;
 }
@@ -143,8 +147,8 @@ static void http_run_timeout(struct http_client *client)
 {
 	int running = 0;
 
-	curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0,
-				 &running);
+	sym_curl_multi_socket_action(client->multi, CURL_SOCKET_TIMEOUT, 0,
+				     &running);
 	http_collect_done(client);
 }
 
@@ -171,7 +175,7 @@ static int http_socket_cb(CURL *easy, curl_socket_t fd, int what,
 	if (what == CURL_POLL_REMOVE) {
 		if (source) {
 			sd_event_source_disable_unref(source);
-			curl_multi_assign(client->multi, fd, NULL);
+			sym_curl_multi_assign(client->multi, fd, NULL);
 		}
 		return 0;
 	}
@@ -187,7 +191,7 @@ static int http_socket_cb(CURL *easy, curl_socket_t fd, int what,
 	if (sd_event_add_io(client->event, &source, fd, events, http_on_io,
 			    client) < 0)
 		return -1;
-	curl_multi_assign(client->multi, fd, source);
+	sym_curl_multi_assign(client->multi, fd, source);
 	return 0;
 }
 
@@ -294,7 +298,9 @@ int http_client_new(sd_event *event, const char *ca_file,
 	struct http_client *client;
 	int r;
 
-	*ret_error = NULL;
+	r = curl_dl_load(ret_error);
+	if (r < 0)
+		return r;
 	client = calloc(1, sizeof(*client));
 	if (!client)
 		return -ENOMEM;
@@ -304,7 +310,7 @@ int http_client_new(sd_event *event, const char *ca_file,
 		http_client_free(client);
 		return r;
 	}
-	client->multi = curl_multi_init();
+	client->multi = sym_curl_multi_init();
 	if (!client->multi) {
 		http_client_free(client);
 		return -ENOMEM;
@@ -325,32 +331,34 @@ int http_client_new(sd_event *event, const char *ca_file,
 	}
 	sd_event_source_set_enabled(client->timer_now, SD_EVENT_OFF);
 
-	curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION,
-			  http_socket_cb);
-	curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
-	curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
-	curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
-	curl_multi_setopt(client->multi, CURLMOPT_PIPELINING,
-			  (long)CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(client->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-			  (long)HTTP_CONNECTIONS_PER_HOST);
+	sym_curl_multi_setopt(client->multi, CURLMOPT_SOCKETFUNCTION,
+			      http_socket_cb);
+	sym_curl_multi_setopt(client->multi, CURLMOPT_SOCKETDATA, client);
+	sym_curl_multi_setopt(client->multi, CURLMOPT_TIMERFUNCTION,
+			      http_timer_cb);
+	sym_curl_multi_setopt(client->multi, CURLMOPT_TIMERDATA, client);
+	sym_curl_multi_setopt(client->multi, CURLMOPT_PIPELINING,
+			      (long)CURLPIPE_MULTIPLEX);
+	sym_curl_multi_setopt(client->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			      (long)HTTP_CONNECTIONS_PER_HOST);
 	/* curl sizes its cache of idle connections by the transfers added at
 	 * the moment, so it closed connections whenever few requests were in
 	 * flight, and the next burst paid for new TLS handshakes. */
-	curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS,
-			  (long)HTTP_CONNECTIONS_PER_HOST);
+	sym_curl_multi_setopt(client->multi, CURLMOPT_MAXCONNECTS,
+			      (long)HTTP_CONNECTIONS_PER_HOST);
 
 	/* Every transfer is a new easy handle, so TLS session resumption
 	 * needs the shared session cache.  The loop is single-threaded, so
 	 * the share needs no lock functions. */
-	client->share = curl_share_init();
+	client->share = sym_curl_share_init();
 	if (!client->share) {
 		http_client_free(client);
 		return -ENOMEM;
 	}
-	curl_share_setopt(client->share, CURLSHOPT_SHARE,
-			  CURL_LOCK_DATA_SSL_SESSION);
-	curl_share_setopt(client->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	sym_curl_share_setopt(client->share, CURLSHOPT_SHARE,
+			      CURL_LOCK_DATA_SSL_SESSION);
+	sym_curl_share_setopt(client->share, CURLSHOPT_SHARE,
+			      CURL_LOCK_DATA_DNS);
 	*ret_client = client;
 	return 0;
 }
@@ -366,9 +374,9 @@ void http_client_free(struct http_client *client)
 		transfer_free(t);
 	}
 	if (client->multi)
-		curl_multi_cleanup(client->multi);
+		sym_curl_multi_cleanup(client->multi);
 	if (client->share)
-		curl_share_cleanup(client->share);
+		sym_curl_share_cleanup(client->share);
 	X509_STORE_free(client->trust);
 	sd_event_source_disable_unref(client->timer);
 	sd_event_source_disable_unref(client->timer_now);
@@ -451,7 +459,7 @@ static int transfer_setup(struct http_transfer *t,
 	CURL *e = t->easy;
 
 	for (const char *const *h = request->headers; h && *h; h++) {
-		struct curl_slist *list = curl_slist_append(t->headers, *h);
+		struct curl_slist *list = sym_curl_slist_append(t->headers, *h);
 
 		if (!list)
 			return -ENOMEM;
@@ -464,46 +472,48 @@ static int transfer_setup(struct http_transfer *t,
 	t->body[request->body_len] = '\0';
 	t->body_len = request->body_len;
 
-	curl_easy_setopt(e, CURLOPT_URL, request->url);
+	sym_curl_easy_setopt(e, CURLOPT_URL, request->url);
 #if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
 #else
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
+	sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS);
 #endif
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-			 (curl_off_t)t->body_len);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+	sym_curl_easy_setopt(e, CURLOPT_POST, 1L);
+	sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, t->body);
+	sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+			     (curl_off_t)t->body_len);
+	sym_curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
 	/* A request body is a few hundred bytes, and each transfer allocates
 	 * and wipes its upload buffer, so the smallest size curl allows is
 	 * enough. */
-	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER_SIZE);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	sym_curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE,
+			     HTTP_UPLOAD_BUFFER_SIZE);
+	sym_curl_easy_setopt(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
+	sym_curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	sym_curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	/* The trust store comes from http_ssl_ctx_cb(); without these curl
 	 * would also load its own CA bundle for every connection. */
-	curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
-	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, http_ssl_ctx_cb);
-	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, t->client);
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 request->timeout_ms < HTTP_CONNECT_TIMEOUT_MS ?
-				 request->timeout_ms :
-				 HTTP_CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
-	curl_easy_setopt(e, CURLOPT_SHARE, t->client->share);
+	sym_curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+	sym_curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	sym_curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, http_ssl_ctx_cb);
+	sym_curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, t->client);
+	sym_curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	sym_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	sym_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, request->timeout_ms);
+	sym_curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			     request->timeout_ms < HTTP_CONNECT_TIMEOUT_MS ?
+				     request->timeout_ms :
+				     HTTP_CONNECT_TIMEOUT_MS);
+	sym_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write_cb);
+	sym_curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	sym_curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_header_cb);
+	sym_curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	sym_curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->error);
+	sym_curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	sym_curl_easy_setopt(e, CURLOPT_SHARE, t->client->share);
 	/* HTTP/2 when the server offers it in ALPN, else HTTP/1.1. */
-	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	sym_curl_easy_setopt(e, CURLOPT_HTTP_VERSION,
+			     (long)CURL_HTTP_VERSION_2TLS);
 	return 0;
 }
 
@@ -525,7 +535,7 @@ int http_client_post(struct http_client *client,
 		t->next->prev = t;
 	client->transfers = t;
 
-	t->easy = curl_easy_init();
+	t->easy = sym_curl_easy_init();
 	if (!t->easy) {
 		transfer_free(t);
 		return -ENOMEM;
@@ -535,7 +545,7 @@ int http_client_post(struct http_client *client,
 		transfer_free(t);
 		return r;
 	}
-	if (curl_multi_add_handle(client->multi, t->easy) != CURLM_OK) {
+	if (sym_curl_multi_add_handle(client->multi, t->easy) != CURLM_OK) {
 		transfer_free(t);
 		return -EIO;
 	}

@@ -45,7 +45,8 @@ struct http_request {
 
 /*
  * Creates the client and loads the trusted CAs once: the system's default
- * store plus ca_file (PEM) when it is not NULL.  On failure *ret_error
+ * store plus ca_file (PEM) when it is not NULL.  Loads libcurl first when
+ * no client was made before (curl_dl_load()).  On failure *ret_error
  * contains the reason.
  */
 int http_client_new(sd_event *event, const char *ca_file,

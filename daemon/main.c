@@ -21,12 +21,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "conf.h"
 #include "credentials.h"
+#include "curl-dl.h"
 #include "log.h"
 #include "server.h"
 #include "task.h"
@@ -464,11 +464,6 @@ int main(int argc, char **argv)
 	if (prctl(PR_SET_DUMPABLE, 0) < 0)
 		log_warning("cannot turn off core dumps: %s, ignoring",
 			    strerror(errno));
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_error("cannot initialize libcurl");
-		config_unref(d.config);
-		return EXIT_FAILURE;
-	}
 
 	r = setup_event_loop(&d);
 	if (r >= 0)
@@ -484,7 +479,6 @@ int main(int argc, char **argv)
 		r = setup_listeners(&d, options.listen_path);
 	if (r < 0) {
 		daemon_free(&d);
-		curl_global_cleanup();
 		return EXIT_FAILURE;
 	}
 	server_set_changed_callback(d.server, on_server_changed, &d);
@@ -501,6 +495,7 @@ int main(int argc, char **argv)
 	if (options.listen_path)
 		unlink(options.listen_path);
 	daemon_free(&d);
-	curl_global_cleanup();
+	/* libcurl is loaded only once a task has started. */
+	curl_dl_cleanup();
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

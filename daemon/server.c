@@ -590,6 +590,17 @@ static bool connection_within_rate(struct connection *c, const char *user,
 	return false;
 }
 
+/* Sends the error of a task that did not start, and frees error. */
+static bool connection_start_error(struct connection *c, int r, char *error)
+{
+	bool alive = connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
+				      "cannot start the ticket task: %s",
+				      error ? error : strerror(-r));
+
+	free(error);
+	return alive;
+}
+
 /*
  * Returns the task of end_user_id, starting one when there is none.  On
  * failure returns NULL after sending the error, and *ret_alive is false
@@ -601,6 +612,7 @@ static struct task *connection_find_or_start(struct connection *c,
 					     bool *ret_alive)
 {
 	struct task *task = task_find(c->server->registry, end_user_id);
+	char *error = NULL;
 	bool started;
 	int r;
 
@@ -613,12 +625,9 @@ static struct task *connection_find_or_start(struct connection *c,
 		return NULL;
 	r = task_start(c->server->registry, user, end_user_id,
 		       connection_match_profile(c, user, NULL), &task,
-		       &started);
+		       &started, &error);
 	if (r < 0) {
-		*ret_alive = connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
-					      "cannot start the ticket task: "
-					      "%s",
-					      strerror(-r));
+		*ret_alive = connection_start_error(c, r, error);
 		return NULL;
 	}
 	return task;
@@ -711,7 +720,7 @@ static bool connection_start_ticket(struct connection *c,
 {
 	const struct ticket_profile *profile;
 	const char *user, *app_id;
-	char *end_user_id;
+	char *end_user_id, *error = NULL;
 	struct task *task = NULL;
 	bool started, alive;
 	int r;
@@ -763,16 +772,14 @@ static bool connection_start_ticket(struct connection *c,
 						NULL, "out of memory");
 		}
 		r = task_start_owned(c->server->registry, user, end_user_id,
-				     own, &task, &started);
+				     own, &task, &started, &error);
 	} else {
 		r = task_start(c->server->registry, user, end_user_id,
-			       profile, &task, &started);
+			       profile, &task, &started, &error);
 	}
 	free(end_user_id);
 	if (r < 0)
-		return connection_error(c, CLOUDAPP_ERROR_INTERNAL, NULL,
-					"cannot start the ticket task: %s",
-					strerror(-r));
+		return connection_start_error(c, r, error);
 	return connection_start_reply(c, task, parameters);
 }
 

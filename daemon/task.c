@@ -108,7 +108,8 @@ struct task_queue_list {
 struct task_registry {
 	sd_event *event;
 	struct daemon_config *config; /* for new tasks and the limits */
-	struct http_client *http;
+	struct http_client *http;     /* NULL until the first task starts */
+	bool http_error_logged;	      /* since the last success */
 	struct task *tasks, *tasks_tail;
 	unsigned n_tasks;
 	unsigned n_finished; /* tasks in TASK_READY or TASK_FAILED */
@@ -308,11 +309,7 @@ int task_registry_new(sd_event *event, struct daemon_config *config,
 	token_bucket_init(&registry->bucket, config->max_requests_per_second,
 			  config->max_requests_per_second, task_now(registry));
 	r = credentials_load(config, &registry->credentials, ret_error);
-	if (r == 0)
-		r = http_client_new(event, config->ca_file, &registry->http,
-				    ret_error);
 	if (r < 0) {
-		credentials_clear(&registry->credentials);
 		config_unref(registry->config);
 		sd_event_unref(registry->event);
 		free(registry);
@@ -348,8 +345,12 @@ int task_registry_set_config(struct task_registry *registry,
 	r = credentials_load(config, &credentials, ret_error);
 	if (r < 0)
 		return r;
-	r = http_client_set_ca_file(registry->http, config->ca_file,
-				    ret_error);
+	/* Without a client yet, the first task makes one with the new
+	 * ca_file. */
+	r = registry->http ? http_client_set_ca_file(registry->http,
+						     config->ca_file,
+						     ret_error) :
+			     0;
 	if (r < 0) {
 		credentials_clear(&credentials);
 		return r;
@@ -1367,6 +1368,35 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 
 /* --- starting and waiting -------------------------------------------- */
 
+/*
+ * Creates the HTTP client, which loads libcurl and the trusted CAs, when
+ * the first task starts.  A daemon that replies only to status calls, or
+ * exits idle before any task, then never maps libcurl.  A failure is
+ * logged once until a later attempt succeeds, since every login would
+ * repeat it.
+ */
+static int registry_open_http(struct task_registry *registry,
+			      char **ret_error)
+{
+	int r;
+
+	*ret_error = NULL;
+	if (registry->http)
+		return 0;
+	r = http_client_new(registry->event, registry->config->ca_file,
+			    &registry->http, ret_error);
+	if (r < 0) {
+		if (!registry->http_error_logged)
+			log_error("cannot send requests to the cloud: %s",
+				  *ret_error ? *ret_error : strerror(-r));
+		registry->http_error_logged = true;
+		return r;
+	}
+	registry->http_error_logged = false;
+	log_debug("loaded libcurl and the trusted CAs for the first task");
+	return 0;
+}
+
 static struct task *task_new(struct task_registry *registry,
 			     const char *user, const char *end_user_id,
 			     const struct ticket_profile *profile)
@@ -1401,7 +1431,7 @@ static struct task *task_new(struct task_registry *registry,
 
 int task_start(struct task_registry *registry, const char *user,
 	       const char *end_user_id, const struct ticket_profile *profile,
-	       struct task **ret_task, bool *ret_started)
+	       struct task **ret_task, bool *ret_started, char **ret_error)
 {
 	struct task *task = task_find(registry, end_user_id);
 	struct log_ids ids;
@@ -1409,10 +1439,14 @@ int task_start(struct task_registry *registry, const char *user,
 	int r;
 
 	*ret_started = false;
+	*ret_error = NULL;
 	if (task && task->state != TASK_FAILED) {
 		*ret_task = task;
 		return 0;
 	}
+	r = registry_open_http(registry, ret_error);
+	if (r < 0)
+		return r;
 	if (task)
 		task_drop(task);
 
@@ -1449,10 +1483,11 @@ int task_start(struct task_registry *registry, const char *user,
 
 int task_start_owned(struct task_registry *registry, const char *user,
 		     const char *end_user_id, struct ticket_profile *profile,
-		     struct task **ret_task, bool *ret_started)
+		     struct task **ret_task, bool *ret_started,
+		     char **ret_error)
 {
 	int r = task_start(registry, user, end_user_id, profile, ret_task,
-			   ret_started);
+			   ret_started, ret_error);
 
 	if (r == 0 && *ret_started) {
 		(*ret_task)->own_profile = profile;

@@ -59,7 +59,9 @@ int task_registry_new(sd_event *event, struct daemon_config *config,
 /*
  * Switches to a reloaded configuration for new tasks and the limits.
  * Running tasks keep the configuration they started with.  Fails, with
- * the old configuration kept, when the new CA file cannot be loaded.
+ * the old configuration kept, when the credentials cannot be read or,
+ * once a task has loaded the trusted CAs, the new CA file cannot be
+ * loaded.
  */
 int task_registry_set_config(struct task_registry *registry,
 			     struct daemon_config *config, char **ret_error);
@@ -89,17 +91,21 @@ struct task *task_find(struct task_registry *registry,
  * Returns the EndUserId's task, starting one for user with profile (from
  * the registry's current configuration) when there is none or the
  * previous one failed.  Callers with the same EndUserId share the
- * task.  *ret_started is true when a new task began.
+ * task.  *ret_started is true when a new task began.  The first task
+ * loads libcurl and the trusted CAs.  When that fails, *ret_error may
+ * contain the reason, such as a libcurl that is not installed, for the
+ * caller to free().
  */
 int task_start(struct task_registry *registry, const char *user,
 	       const char *end_user_id, const struct ticket_profile *profile,
-	       struct task **ret_task, bool *ret_started);
+	       struct task **ret_task, bool *ret_started, char **ret_error);
 
 /* Like task_start(), with a profile of the caller's own that the task
  * takes over (and frees), such as one with another AppId. */
 int task_start_owned(struct task_registry *registry, const char *user,
 		     const char *end_user_id, struct ticket_profile *profile,
-		     struct task **ret_task, bool *ret_started);
+		     struct task **ret_task, bool *ret_started,
+		     char **ret_error);
 
 /* Frees a task and wipes its ticket; waiters are not notified. */
 void task_drop(struct task *task);

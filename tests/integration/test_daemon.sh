@@ -120,6 +120,10 @@ rss_kib() {
 bad_clients_leave_others_served() {
 	local rss_before rss_during fds_before fds_after i status=0
 	rm -f "$WORK/bad.ready" "$WORK/bad.done"
+	# The first task loads libcurl and the trusted CAs and opens the
+	# connection to the endpoint.  A ticket before the measurement keeps
+	# them out of what the bad clients cost.
+	"$CTL" --socket "$SOCKET" -q ticket --user bob > /dev/null || return 1
 	rss_before=$(rss_kib "$MAIN_PID")
 	fds_before=$(ls "/proc/$MAIN_PID/fd" | wc -l)
 	python3 "$top_srcdir/tests/integration/bad_clients.py" "$SOCKET" 2000 \
@@ -391,6 +395,62 @@ check_config_command() {
 	grep -q "$WORK/bad.conf:[0-9]*: setting poll_interval" "$WORK/check.err"
 }
 
+# The libcurl that the daemon loads with dlopen(), as configure named it.
+LIBCURL_SONAME=$(sed -n 's/^#define LIBCURL_SONAME "\(.*\)"$/\1/p' \
+	"$top_builddir/config.h")
+
+# libcurl is mapped only once a task needs the cloud: not by
+# --check-config, nor after start-up and a status call, but after a
+# ticket.
+libcurl_loaded_at_first_task() {
+	local socket=$WORK/lazy.sock pid
+	[ -n "$LIBCURL_SONAME" ] ||
+		{ echo "no LIBCURL_SONAME in config.h"; return 1; }
+	write_config lazy "$SECRET" < /dev/null
+	LD_DEBUG=files "$DAEMON" --config "$WORK/lazy.conf" --check-config \
+		> /dev/null 2> "$WORK/lazy-check.ld" || return 1
+	if grep -qF "$LIBCURL_SONAME" "$WORK/lazy-check.ld"; then
+		echo "--check-config loaded $LIBCURL_SONAME"
+		return 1
+	fi
+	start_daemon "$WORK/lazy.conf" "$socket"
+	pid=${lib_pids[-1]}
+	"$CTL" --socket "$socket" -q status > /dev/null || return 1
+	if grep -qF "/$LIBCURL_SONAME" "/proc/$pid/maps"; then
+		echo "$LIBCURL_SONAME is mapped before any task"
+		return 1
+	fi
+	"$CTL" --socket "$socket" -q ticket --user bob > /dev/null || return 1
+	if ! grep -qF "/$LIBCURL_SONAME" "/proc/$pid/maps"; then
+		echo "$LIBCURL_SONAME is not mapped after a ticket"
+		return 1
+	fi
+}
+
+# Without libcurl the daemon starts and replies to status calls.  Each ticket
+# request fails with an error that names the library and the package to
+# install, the daemon keeps serving, and its log has the error once.
+missing_libcurl_reported() {
+	local socket=$WORK/nocurl.sock shim i
+	local logged="cannot send requests to the cloud: cannot load"
+	shim=$(build_preload fail_dlopen) || return 1
+	write_config nocurl "$SECRET" < /dev/null
+	DAEMON_PRELOAD=$shim start_daemon "$WORK/nocurl.conf" "$socket"
+	"$CTL" --socket "$socket" -q status > /dev/null || return 1
+	for i in 1 2; do
+		if "$CTL" --socket "$socket" -q ticket --user bob \
+			> /dev/null 2> "$WORK/nocurl.err"; then
+			echo "a ticket arrived without libcurl"
+			return 1
+		fi
+	done
+	cat "$WORK/nocurl.err"
+	grep -qF "cannot load $LIBCURL_SONAME" "$WORK/nocurl.err" || return 1
+	grep -q "install libcurl4" "$WORK/nocurl.err" || return 1
+	"$CTL" --socket "$socket" -q status > /dev/null || return 1
+	[ "$(grep -cF "$logged $LIBCURL_SONAME" "$WORK/daemon.log")" = 1 ]
+}
+
 # SIGHUP rereads the configuration, and a broken file keeps the old one.
 # A task in flight finishes with the configuration it started with, even
 # when the reload points the endpoint somewhere unreachable.
@@ -577,6 +637,8 @@ check "out of descriptors pauses accept" out_of_descriptors
 check "served users and map file" served_users_policy
 check "resolve makes no cloud call" resolve_without_cloud_call
 check "cloudappctl check-config" check_config_command
+check "libcurl loaded at first task" libcurl_loaded_at_first_task
+check "missing libcurl fails the request" missing_libcurl_reported
 check "reload on SIGHUP" reload_live_daemon
 check "profile parameters arrive" profile_parameters_arrive
 check "ticket --json has every field" ticket_json_fields

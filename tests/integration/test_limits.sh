@@ -404,7 +404,10 @@ CONF
 	sed -i 's/^ticket_timeout = .*/ticket_timeout = 4;/' "$WORK/faults.conf"
 	start_daemon "$WORK/faults.conf" "$WORK/faults.sock"
 	pid=${lib_pids[-1]}
-	"$CTL" --socket "$WORK/faults.sock" -q status > /dev/null
+	# The first task loads libcurl, whose multi handle keeps descriptors
+	# of its own, and opens the connection to the endpoint.
+	"$CTL" --socket "$WORK/faults.sock" -q ticket --user alice \
+		> /dev/null || return 1
 	fds_before=$(ls "/proc/$pid/fd" | wc -l)
 	for fault in json_string deep_json oversize truncated_json json_array \
 		html502 empty503 reset drip unknown_code never_finish; do
