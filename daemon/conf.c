@@ -22,10 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-
 #include "credentials.h"
 #include "mapping.h"
 #include "placeholder.h"
@@ -1274,26 +1270,94 @@ static int config_get_limits(struct daemon_config *config,
 	return r;
 }
 
-/* Checks that the CA file starts with a PEM certificate, so that a wrong
- * file fails here and not on every request. */
+/* The dashes around a PEM boundary line's keyword and label. */
+#define CONFIG_PEM_DASHES "-----"
+#define CONFIG_PEM_DASHES_LEN (sizeof(CONFIG_PEM_DASHES) - 1)
+
+/*
+ * Returns the label of a PEM boundary line such as "-----BEGIN
+ * CERTIFICATE-----" whose keyword is BEGIN or END, or NULL when line is
+ * not one.  The label points into line, which loses its closing dashes.
+ */
+static const char *config_pem_label(char *line, const char *keyword)
+{
+	size_t keyword_len = strlen(keyword);
+	size_t label_start = CONFIG_PEM_DASHES_LEN + keyword_len + 1;
+	size_t len;
+
+	line[strcspn(line, "\r\n")] = '\0';
+	len = strlen(line);
+	if (len < label_start + 1 + CONFIG_PEM_DASHES_LEN ||
+	    strncmp(line, CONFIG_PEM_DASHES, CONFIG_PEM_DASHES_LEN) != 0 ||
+	    strncmp(line + CONFIG_PEM_DASHES_LEN, keyword, keyword_len) != 0 ||
+	    line[label_start - 1] != ' ' ||
+	    strcmp(line + len - CONFIG_PEM_DASHES_LEN, CONFIG_PEM_DASHES) != 0)
+		return NULL;
+	line[len - CONFIG_PEM_DASHES_LEN] = '\0';
+	return line + label_start;
+}
+
+/* True for the PEM labels that OpenSSL reads as a certificate. */
+static bool config_pem_label_is_certificate(const char *label)
+{
+	return strcmp(label, "CERTIFICATE") == 0 ||
+	       strcmp(label, "X509 CERTIFICATE") == 0 ||
+	       strcmp(label, "TRUSTED CERTIFICATE") == 0;
+}
+
+/*
+ * Checks that the CA file contains a whole PEM certificate block, so that
+ * a wrong file fails here and not at the first request.  The certificates
+ * themselves are parsed when the first task loads the trusted CAs, and by
+ * --check-config: parsing one here would load OpenSSL's configuration and
+ * providers, about 2 MiB of resident memory, in a daemon that may never
+ * send a request.
+ */
 static int config_check_ca_file(const char *path, char **ret_error)
 {
 	FILE *file = fopen(path, "re");
-	X509 *cert;
+	char *line = NULL, *begin_label = NULL;
+	size_t size = 0;
+	bool found = false;
+	int r = 0;
 
 	*ret_error = NULL;
 	if (!file) {
-		int r = -errno;
-
+		r = -errno;
 		if (asprintf(ret_error, "cannot read %s: %s", path,
 			     strerror(-r)) < 0)
 			*ret_error = NULL;
 		return r;
 	}
-	cert = PEM_read_X509(file, NULL, NULL, NULL);
+	while (!found && getline(&line, &size, file) >= 0) {
+		const char *label;
+
+		if (!begin_label) {
+			label = config_pem_label(line, "BEGIN");
+			if (label && config_pem_label_is_certificate(label)) {
+				begin_label = strdup(label);
+				if (!begin_label)
+					r = -ENOMEM;
+			}
+		} else {
+			label = config_pem_label(line, "END");
+			found = label && strcmp(label, begin_label) == 0;
+		}
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && ferror(file))
+		r = -EIO;
 	fclose(file);
-	ERR_clear_error();
-	if (!cert) {
+	free(line);
+	free(begin_label);
+	if (r < 0) {
+		if (asprintf(ret_error, "cannot read %s: %s", path,
+			     strerror(-r)) < 0)
+			*ret_error = NULL;
+		return r;
+	}
+	if (!found) {
 		if (asprintf(ret_error,
 			     "%s contains no PEM certificate (\"-----BEGIN "
 			     "CERTIFICATE-----\")",
@@ -1301,7 +1365,6 @@ static int config_check_ca_file(const char *path, char **ret_error)
 			*ret_error = NULL;
 		return -EINVAL;
 	}
-	X509_free(cert);
 	return 0;
 }
 

@@ -276,6 +276,17 @@ static int http_load_trust(X509_STORE **ret_store, const char *ca_file,
 	return 0;
 }
 
+int http_check_trust(const char *ca_file, char **ret_error)
+{
+	X509_STORE *store;
+	int r;
+
+	*ret_error = NULL;
+	r = http_load_trust(&store, ca_file, ret_error);
+	X509_STORE_free(store);
+	return r;
+}
+
 int http_client_set_ca_file(struct http_client *client, const char *ca_file,
 			    char **ret_error)
 {

@@ -53,6 +53,13 @@ int http_client_new(sd_event *event, const char *ca_file,
 		    struct http_client **ret_client, char **ret_error);
 
 /*
+ * Loads the trusted CAs as http_client_new() does, then frees them, to
+ * check ca_file without libcurl.  On failure *ret_error contains the
+ * reason.
+ */
+int http_check_trust(const char *ca_file, char **ret_error);
+
+/*
  * Replaces the trusted CAs for new connections, as http_client_new()
  * loads them.  Connections already open keep theirs.
  */

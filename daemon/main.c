@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "credentials.h"
 #include "curl-dl.h"
+#include "http.h"
 #include "log.h"
 #include "server.h"
 #include "task.h"
@@ -421,6 +422,37 @@ static void daemon_free(struct daemon *d)
 	sd_event_unref(d->event);
 }
 
+/*
+ * Checks for --check-config what config_load() leaves to the running
+ * daemon: the credentials, and every certificate of the trusted CAs, which
+ * the daemon loads only for its first task.  Returns the exit status.
+ */
+static int check_config(const struct daemon_config *config,
+			const char *config_path)
+{
+	struct credentials credentials;
+	char *error = NULL;
+	int r;
+
+	r = credentials_load(config, &credentials, &error);
+	if (r < 0) {
+		log_error("%s", error ? error : strerror(-r));
+		free(error);
+		return EXIT_FAILURE;
+	}
+	r = http_check_trust(config->ca_file, &error);
+	if (r < 0) {
+		log_error("ca_file: %s", error ? error : strerror(-r));
+		free(error);
+		credentials_clear(&credentials);
+		return EXIT_FAILURE;
+	}
+	printf("%s: configuration is valid; credentials from %s\n",
+	       config_path, credentials.source);
+	credentials_clear(&credentials);
+	return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
 	struct options options = { 0 };
@@ -444,19 +476,9 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	if (options.check_config) {
-		struct credentials credentials;
-
-		r = credentials_load(d.config, &credentials, &error);
+		r = check_config(d.config, options.config_path);
 		config_unref(d.config);
-		if (r < 0) {
-			log_error("%s", error ? error : strerror(-r));
-			free(error);
-			return EXIT_FAILURE;
-		}
-		printf("%s: configuration is valid; credentials from %s\n",
-		       options.config_path, credentials.source);
-		credentials_clear(&credentials);
-		return EXIT_SUCCESS;
+		return r;
 	}
 	setup_file_limit(d.config);
 	/* The process keeps the AccessKey and tickets in memory, so it

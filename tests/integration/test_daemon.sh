@@ -451,6 +451,36 @@ missing_libcurl_reported() {
 	[ "$(grep -cF "$logged $LIBCURL_SONAME" "$WORK/daemon.log")" = 1 ]
 }
 
+# config_load() only looks for a PEM certificate block in ca_file.  The
+# certificates are parsed by --check-config and by the first task, which
+# reports a broken one to its client.
+broken_ca_file_reported() {
+	local socket=$WORK/badca.sock
+	printf -- '%s\n' "-----BEGIN CERTIFICATE-----" MIIB \
+		"-----END CERTIFICATE-----" > "$WORK/badca.pem"
+	write_config badca "$SECRET" < /dev/null
+	sed -i "s|^ca_file = .*|ca_file = \"$WORK/badca.pem\";|" \
+		"$WORK/badca.conf"
+	if "$DAEMON" --config "$WORK/badca.conf" --check-config \
+		2> "$WORK/badca-check.err"; then
+		echo "--check-config accepted a broken certificate"
+		return 1
+	fi
+	cat "$WORK/badca-check.err"
+	grep -qF "cannot load the CA certificates in $WORK/badca.pem" \
+		"$WORK/badca-check.err" || return 1
+	start_daemon "$WORK/badca.conf" "$socket"
+	if "$CTL" --socket "$socket" -q ticket --user bob \
+		> /dev/null 2> "$WORK/badca-ticket.err"; then
+		echo "a ticket arrived with a broken CA file"
+		return 1
+	fi
+	cat "$WORK/badca-ticket.err"
+	grep -qF "cannot load the CA certificates in $WORK/badca.pem" \
+		"$WORK/badca-ticket.err" &&
+		"$CTL" --socket "$socket" -q status > /dev/null
+}
+
 # SIGHUP rereads the configuration, and a broken file keeps the old one.
 # A task in flight finishes with the configuration it started with, even
 # when the reload points the endpoint somewhere unreachable.
@@ -639,6 +669,7 @@ check "resolve makes no cloud call" resolve_without_cloud_call
 check "cloudappctl check-config" check_config_command
 check "libcurl loaded at first task" libcurl_loaded_at_first_task
 check "missing libcurl fails the request" missing_libcurl_reported
+check "broken CA file found at first task" broken_ca_file_reported
 check "reload on SIGHUP" reload_live_daemon
 check "profile parameters arrive" profile_parameters_arrive
 check "ticket --json has every field" ticket_json_fields

@@ -534,6 +534,95 @@ static void secret_file_contents(void **state)
 	unlink(link_path);
 }
 
+/* Writes contents to the fixture's CA file and loads a configuration
+ * that names it.  Returns what config_load() returns. */
+static int load_with_ca_file(const struct fixture *f, const char *contents,
+			     char **ret_error)
+{
+	struct daemon_config *config = NULL;
+	char ca_path[160], setting[200];
+	FILE *out;
+	int r;
+
+	snprintf(ca_path, sizeof(ca_path), "%s/ca.pem", f->dir);
+	out = fopen(ca_path, "w");
+	assert_non_null(out);
+	fputs(contents, out);
+	fclose(out);
+	snprintf(setting, sizeof(setting), "ca_file = \"%s\";\n", ca_path);
+	write_conf(f, setting);
+	*ret_error = NULL;
+	r = config_load(f->conf, &config, ret_error);
+	config_free(config);
+	unlink(ca_path);
+	return r;
+}
+
+/* The CA file needs a whole PEM certificate block; the certificate itself
+ * is parsed only when the daemon loads the trusted CAs. */
+static void ca_file_pem_blocks(void **state)
+{
+	struct fixture *f = *state;
+	char *error = NULL;
+
+	assert_int_equal(load_with_ca_file(f,
+					   "-----BEGIN CERTIFICATE-----\n"
+					   "MIIB\n"
+					   "-----END CERTIFICATE-----\n",
+					   &error),
+			 0);
+	/* Windows line ends, text before the block, another label. */
+	assert_int_equal(
+		load_with_ca_file(f,
+				  "Subject: a test CA\r\n"
+				  "-----BEGIN TRUSTED CERTIFICATE-----\r\n"
+				  "MIIB\r\n"
+				  "-----END TRUSTED CERTIFICATE-----\r\n",
+				  &error),
+		0);
+	/* A key block first, then a certificate. */
+	assert_int_equal(load_with_ca_file(f,
+					   "-----BEGIN PRIVATE KEY-----\n"
+					   "MIIE\n"
+					   "-----END PRIVATE KEY-----\n"
+					   "-----BEGIN CERTIFICATE-----\n"
+					   "MIIB\n"
+					   "-----END CERTIFICATE-----\n",
+					   &error),
+			 0);
+
+	/* Cut off before its END line. */
+	assert_int_equal(load_with_ca_file(f,
+					   "-----BEGIN CERTIFICATE-----\n"
+					   "MIIB\n",
+					   &error),
+			 -EINVAL);
+	assert_non_null(strstr(error, "no PEM certificate"));
+	free(error);
+
+	/* Only a key. */
+	assert_int_equal(load_with_ca_file(f,
+					   "-----BEGIN PRIVATE KEY-----\n"
+					   "MIIE\n"
+					   "-----END PRIVATE KEY-----\n",
+					   &error),
+			 -EINVAL);
+	assert_non_null(strstr(error, "ca_file"));
+	free(error);
+
+	/* An END line of another label does not close the block. */
+	assert_int_equal(load_with_ca_file(f,
+					   "-----BEGIN CERTIFICATE-----\n"
+					   "MIIB\n"
+					   "-----END X509 CRL-----\n",
+					   &error),
+			 -EINVAL);
+	free(error);
+
+	assert_int_equal(load_with_ca_file(f, "", &error), -EINVAL);
+	free(error);
+}
+
 static void missing_file(void **state)
 {
 	struct daemon_config *config = NULL;
@@ -567,6 +656,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(secret_file_modes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(secret_file_contents, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(ca_file_pem_blocks, setup,
 						teardown),
 		cmocka_unit_test(missing_file),
 	};
