@@ -157,12 +157,11 @@ static void connection_update_events(struct connection *c)
 
 	if (c->output_sent < c->output_len)
 		events |= EPOLLOUT;
-	else if (c->draining || (!c->close_after_output && !c->task))
-		events |= EPOLLIN;
 	/* A waiting call keeps EPOLLIN until input arrives, which is rare,
 	 * instead of turning it off and on again with two epoll_ctl()
 	 * calls per call. */
-	else if (c->task && !c->input_paused)
+	else if (c->draining || (!c->close_after_output && !c->task) ||
+		 (c->task && !c->input_paused))
 		events |= EPOLLIN;
 	sd_event_source_set_io_events(c->source, events);
 }

@@ -261,7 +261,7 @@ static int task_hash_grow(struct task_registry *registry)
 {
 	size_t n = registry->n_buckets ? registry->n_buckets * 2 :
 					 TASK_HASH_BUCKETS_MIN;
-	struct task **buckets = calloc(n, sizeof(*buckets));
+	struct task **buckets = calloc(n, sizeof(struct task *));
 
 	if (!buckets)
 		return -ENOMEM;
