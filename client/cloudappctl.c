@@ -423,6 +423,17 @@ static int ctl_receive(struct cloudapp_client *client,
 			what, options->timeout_ms / 1000.0);
 		return CTL_EXIT_FAILURE;
 	}
+	/* The daemon is gone and nothing listens on its socket any more,
+	 * as when a daemon started by hand stops: report it as unreachable. */
+	if (client->reconnects > 0 &&
+	    (r == -ENOENT || r == -ECONNREFUSED || r == -EPIPE)) {
+		ctl_log("%s: cloudapp-ticketd at %s closed the connection "
+			"before the final reply, and connecting again failed: "
+			"%s; is cloudapp-ticketd.socket running?",
+			what, options->socket_path, strerror(-r));
+		client->reconnects = 0; /* reported here, not again at the end */
+		return CTL_EXIT_UNREACHABLE;
+	}
 	if (r < 0) {
 		ctl_log("%s: invalid reply from cloudapp-ticketd: %s", what,
 			strerror(-r));

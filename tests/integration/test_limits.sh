@@ -11,7 +11,7 @@ require_tools
 setup_work
 # Users for the fault and restart checks, each with its own EndUserId.
 for name in fault_http500 fault_throttle fault_html fault_empty \
-	fault_timeout fault_forbidden fault_slow restart_twice; do
+	fault_timeout fault_forbidden fault_slow restart_twice vanished; do
 	echo "$name:x:$((20000 + ${#name} * 7 + RANDOM % 1000)):20000::/nonexistent:/bin/sh" \
 		>> "$WORK/passwd"
 done
@@ -294,6 +294,25 @@ pam_survives_restart() {
 
 # A daemon killed twice during one call: the client gives up after its one
 # reconnect with a clear error, well before its timeout.
+# A daemon that dies with nobody to restart it leaves a socket that
+# refuses connections: the waiting client reports it as unreachable.
+ctl_reports_vanished_daemon() {
+	local before client status
+	daemon_with vanish < /dev/null
+	before=$(count_starts vanished)
+	"$CTL" --socket "$SOCKET" -q --timeout 20 ticket --user vanished \
+		> /dev/null 2> "$WORK/vanished.err" &
+	client=$!
+	kill_daemon_mid_task vanish vanished "$before" || return 1
+	wait "$client"
+	status=$?
+	cat "$WORK/vanished.err"
+	[ "$status" = 3 ] &&
+		grep -q "connecting again failed: Connection refused" \
+			"$WORK/vanished.err" &&
+		! grep -q "invalid reply" "$WORK/vanished.err"
+}
+
 ctl_reconnects_once() {
 	local before client status start elapsed
 	before=$(count_starts restart_twice)
@@ -493,6 +512,7 @@ check "request build failure reported" request_build_failure
 check "cloudappctl survives a daemon restart" ctl_survives_restart
 check "PAM login survives a daemon restart" pam_survives_restart
 check "client reconnects only once" ctl_reconnects_once
+check "client reports a vanished daemon" ctl_reports_vanished_daemon
 check "certificate from another CA rejected" certificate_rejected wrong-ca
 check "certificate for another name rejected" certificate_rejected wrong-name
 
