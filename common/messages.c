@@ -41,6 +41,9 @@ const char *cloudapp_human_message(const char *error, const char *code)
 		       "contact your administrator.";
 	if (error && strcmp(error, CLOUDAPP_ERROR_TIMEOUT) == 0)
 		return "The cloud app did not start in time. Please try again.";
+	if (error && strcmp(error, CLOUDAPP_ERROR_UNTRUSTED_ENDPOINT) == 0)
+		return "This computer does not trust the cloud service's "
+		       "certificate. Please contact your administrator.";
 	if (error && strcmp(error, CLOUDAPP_ERROR_CLOUD) == 0 && !code)
 		return "The cloud service cannot be reached. Please check the "
 		       "network connection.";

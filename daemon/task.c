@@ -1075,6 +1075,7 @@ static void task_on_success(struct task *task, struct api_result *result)
 
 /* A failed call, as retry decisions and error reports need it. */
 struct task_failure {
+	const char *error_name; /* NULL for CLOUDAPP_ERROR_CLOUD */
 	enum retry_class retry;
 	const char *code;
 	const char *request_id;
@@ -1162,7 +1163,8 @@ static void task_remember_failure(struct task *task,
 	struct task_error *retried = &task->retried;
 
 	task_error_clear(retried);
-	retried->name = CLOUDAPP_ERROR_CLOUD;
+	retried->name = failure->error_name ? failure->error_name :
+					      CLOUDAPP_ERROR_CLOUD;
 	retried->message = strdup(failure->message);
 	retried->code = failure->code ? strdup(failure->code) : NULL;
 	retried->request_id =
@@ -1201,8 +1203,11 @@ static void task_on_failure(struct task *task,
 		task_notify(task);
 		return;
 	}
-	task_fail(task, CLOUDAPP_ERROR_CLOUD, failure->code,
-		  failure->request_id, failure->http_status, "%s%s%s%s",
+	task_fail(task,
+		  failure->error_name ? failure->error_name :
+					CLOUDAPP_ERROR_CLOUD,
+		  failure->code, failure->request_id, failure->http_status,
+		  "%s%s%s%s",
 		  failure->message,
 		  task->attempts ? " (after retries)" : "",
 		  task_credential_error(failure->code) ? "; the key comes from " :
@@ -1226,16 +1231,18 @@ static void task_on_response(const struct http_response *response,
 	task_request_done(task->registry);
 	if (response->curl_code != 0) {
 		failure.retry = retry_classify(response->curl_code, 0, NULL);
-		if (retry_tls_trust_error(response->curl_code))
+		if (retry_tls_trust_error(response->curl_code)) {
+			failure.error_name = CLOUDAPP_ERROR_UNTRUSTED_ENDPOINT;
 			snprintf(failure.message, sizeof(failure.message),
 				 "cannot verify the TLS certificate of %s: %s; "
 				 "check ca_file and that the endpoint's host "
 				 "name is the one in its certificate",
 				 task->config->endpoint, response->error);
-		else
+		} else {
 			snprintf(failure.message, sizeof(failure.message),
 				 "cannot reach %s: %s",
 				 task->config->endpoint, response->error);
+		}
 		return task_on_failure(task, &failure);
 	}
 

@@ -472,6 +472,9 @@ certificate_rejected() {
 	echo "certificate $cert: $(head -n 1 "$WORK/$name.err") [$elapsed s]"
 	grep -q "cannot verify the TLS certificate of https://127.0.0.1:" \
 		"$WORK/$name.err" || return 1
+	# The person at the login is not told to check the network.
+	grep -q "does not trust the cloud service's certificate" \
+		"$WORK/$name.err" || return 1
 	# ticket_timeout is 20 s; a retried error would use most of it.
 	[ "$elapsed" -le 5 ] || return 1
 	! grep -q "TLS certificate.*retry" "$WORK/daemon.log" &&
