@@ -1315,18 +1315,39 @@ static bool config_pem_label_is_certificate(const char *label)
  */
 static int config_check_ca_file(const char *path, char **ret_error)
 {
-	FILE *file = fopen(path, "re");
+	FILE *file = NULL;
 	char *line = NULL, *begin_label = NULL;
 	size_t size = 0;
 	bool found = false;
-	int r = 0;
+	struct stat st;
+	int fd, r = 0;
 
 	*ret_error = NULL;
-	if (!file) {
+	/* O_NONBLOCK, because opening a FIFO would wait for a writer and
+	 * stop the daemon at start or at a reload. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;
+		if (fd >= 0)
+			close(fd);
 		if (asprintf(ret_error, "cannot read %s: %s", path,
 			     strerror(-r)) < 0)
 			*ret_error = NULL;
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		if (asprintf(ret_error,
+			     "%s is not a regular file; give the path of a PEM "
+			     "file of CA certificates",
+			     path) < 0)
+			*ret_error = NULL;
+		return -EINVAL;
+	}
+	file = fdopen(fd, "r");
+	if (!file) {
+		r = -errno;
+		close(fd);
 		return r;
 	}
 	while (!found && getline(&line, &size, file) >= 0) {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -252,6 +253,7 @@ static int http_load_trust(X509_STORE **ret_store, const char *ca_file,
 			   char **ret_error)
 {
 	X509_STORE *store = X509_STORE_new();
+	struct stat st;
 
 	*ret_store = NULL;
 	if (!store)
@@ -264,12 +266,37 @@ static int http_load_trust(X509_STORE **ret_store, const char *ca_file,
 			*ret_error = NULL;
 		return -EIO;
 	}
+	/* OpenSSL would block the event loop on a FIFO put in place of the
+	 * file after the start check. */
+	if (ca_file) {
+		const char *problem = NULL;
+
+		if (stat(ca_file, &st) < 0)
+			problem = strerror(errno);
+		else if (!S_ISREG(st.st_mode))
+			problem = "not a regular file";
+		if (problem) {
+			X509_STORE_free(store);
+			if (asprintf(ret_error,
+				     "cannot load the CA certificates in %s: %s",
+				     ca_file, problem) < 0)
+				*ret_error = NULL;
+			return -EINVAL;
+		}
+	}
 	if (ca_file && X509_STORE_load_locations(store, ca_file, NULL) != 1) {
-		ERR_clear_error();
+		/* The first error names the cause, such as a bad base64
+		 * line or a PEM block that is not a certificate. */
+		unsigned long error = ERR_peek_error();
+		const char *reason = ERR_reason_error_string(error);
+
 		X509_STORE_free(store);
-		if (asprintf(ret_error, "cannot load the CA certificates in %s",
-			     ca_file) < 0)
+		if (asprintf(ret_error,
+			     "cannot load the CA certificates in %s: %s; check "
+			     "that it contains only PEM certificates",
+			     ca_file, reason ? reason : "unknown error") < 0)
 			*ret_error = NULL;
+		ERR_clear_error();
 		return -EIO;
 	}
 	*ret_store = store;

@@ -1374,9 +1374,10 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 		memset(&task->retried, 0, sizeof(task->retried));
 		task_fail(task, retried.name, retried.code, retried.request_id,
 			  retried.http_status,
-			  "%s (failed %u times before ticket_timeout, "
-			  "%lld s, ran out)",
+			  "%s (%u %s failed before ticket_timeout, %lld s, "
+			  "ran out)",
 			  retried.message, task->attempts,
+			  task->attempts == 1 ? "attempt" : "attempts",
 			  (long long)task->config->ticket_timeout_ms / 1000);
 		task_error_clear(&retried);
 		return 0;

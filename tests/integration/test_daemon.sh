@@ -271,9 +271,18 @@ PY
 	pam_session leak-silent alice
 }
 
-# A FIFO as the secret file or the configuration must not block startup.
+# A FIFO as the secret file, the configuration or ca_file must not block
+# startup.
 fifo_rejected() {
-	mkfifo "$WORK/secret.fifo" "$WORK/config.fifo"
+	mkfifo "$WORK/secret.fifo" "$WORK/config.fifo" "$WORK/ca.fifo"
+	write_config fifoca "$SECRET" < /dev/null
+	sed -i "s|^ca_file = .*|ca_file = \"$WORK/ca.fifo\";|" "$WORK/fifoca.conf"
+	if timeout 10 "$DAEMON" --config "$WORK/fifoca.conf" --check-config \
+		2> "$WORK/fifoca.err"; then
+		return 1
+	fi
+	cat "$WORK/fifoca.err"
+	grep -q "ca.fifo is not a regular file" "$WORK/fifoca.err" || return 1
 	write_config fifo "$WORK/secret.fifo" < /dev/null
 	if timeout 10 "$DAEMON" --config "$WORK/fifo.conf" --check-config \
 		2> "$WORK/fifo.err"; then
@@ -468,6 +477,8 @@ broken_ca_file_reported() {
 	fi
 	cat "$WORK/badca-check.err"
 	grep -qF "cannot load the CA certificates in $WORK/badca.pem" \
+		"$WORK/badca-check.err" || return 1
+	grep -q "check that it contains only PEM certificates" \
 		"$WORK/badca-check.err" || return 1
 	start_daemon "$WORK/badca.conf" "$socket"
 	if "$CTL" --socket "$socket" -q ticket --user bob \

@@ -174,7 +174,7 @@ CONF
 	cat "$WORK/deadline.err"
 	grep -q "cannot reach https://127.0.0.1:$EMULATOR_PORT" \
 		"$WORK/deadline.err" &&
-		grep -q "failed [0-9]* times before ticket_timeout\|after retries" \
+		grep -q "attempts* failed before ticket_timeout\|after retries" \
 			"$WORK/deadline.err" &&
 		! grep -q "no ticket for EndUserId" "$WORK/deadline.err"
 }
