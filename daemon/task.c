@@ -1265,11 +1265,21 @@ static void task_on_response(const struct http_response *response,
 		failure.request_id = result.request_id;
 		failure.http_status = result.http_status;
 		snprintf(failure.message, sizeof(failure.message),
-			 "GetConnectionTicket failed with HTTP %ld: %s",
+			 "GetConnectionTicket failed with HTTP %ld: %s%s",
 			 result.http_status,
 			 *result.message ? result.message :
 			 result.code     ? result.code :
-					   "no message");
+					   "no message",
+			 /* Each request has a fresh nonce, so this is the
+			  * transport's resend, not a signing fault. */
+			 result.code &&
+					 strcmp(result.code,
+						"SignatureNonceUsed") == 0 ?
+				 "; the endpoint closed a kept-alive "
+				 "connection before replying and libcurl sent "
+				 "the same request again, so check the network "
+				 "path to the endpoint" :
+				 "");
 		task_on_failure(task, &failure);
 		api_result_clear(&result);
 		return;

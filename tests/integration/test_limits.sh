@@ -452,6 +452,10 @@ CONF
 		[ "$elapsed" -le 12 ] || status=1
 	done
 	rm -f "$EMULATOR_STATE/faults.json"
+	# A reset connection reads as a network problem, also when libcurl
+	# resent the request and the endpoint rejected the reused nonce.
+	grep -q "cannot reach\|closed a kept-alive connection" \
+		"$WORK/fault-reset.err" || status=1
 	"$CTL" --socket "$WORK/faults.sock" -q ticket --user alice > /dev/null ||
 		status=1
 	sleep 1.5
