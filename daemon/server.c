@@ -61,6 +61,14 @@ struct connection {
 	sd_event_source *idle_timer; /* closes a connection left unused */
 };
 
+/* Limits a warning that any local user can trigger at will to one per
+ * SERVER_WARNING_INTERVAL_USEC, so that a flood of rejected calls cannot
+ * flood the journal, and counts the warnings left out. */
+struct log_throttle {
+	uint64_t last_usec;
+	unsigned suppressed;
+};
+
 struct server {
 	sd_event *event;
 	const struct daemon_config *config;
@@ -71,12 +79,34 @@ struct server {
 	bool accepting; /* false while max_connections are open */
 	sd_event_source *accept_pause; /* after accept() ran out of fds */
 	struct uid_counter *uid_requests;
+	struct log_throttle uid_connection_warnings, uid_request_warnings;
 	void (*changed)(void *userdata);
 	void *changed_userdata;
 };
 
 static void connection_process(struct connection *c);
 static void server_set_accepting(struct server *server, bool accepting);
+
+/* Returns true when the warning may be logged now.  more is then
+ * empty, or says how many warnings were left out since the last one. */
+static bool log_throttle_allow(struct log_throttle *throttle, uint64_t now,
+			       char *more, size_t more_size)
+{
+	if (throttle->last_usec &&
+	    now < throttle->last_usec + SERVER_WARNING_INTERVAL_USEC) {
+		throttle->suppressed++;
+		return false;
+	}
+	more[0] = '\0';
+	if (throttle->suppressed)
+		snprintf(more, more_size,
+			 " (and %u more rejections, not logged, since the last "
+			 "such warning)",
+			 throttle->suppressed);
+	throttle->suppressed = 0;
+	throttle->last_usec = now;
+	return true;
+}
 
 static void connection_free(struct connection *c)
 {
@@ -568,6 +598,7 @@ static bool connection_within_rate(struct connection *c, const char *user,
 	struct server *server = c->server;
 	struct log_ids ids = { .user = user };
 	uint64_t now = 0, retry_usec = 0;
+	char more[96];
 
 	*ret_alive = true;
 	if (c->peer.uid == 0)
@@ -576,10 +607,13 @@ static bool connection_within_rate(struct connection *c, const char *user,
 	if (uid_counter_hit(server->uid_requests, c->peer.uid, now,
 			    &retry_usec))
 		return true;
-	log_ids(LOG_WARNING, &ids,
-		"uid %u started more than %u ticket tasks in a minute, "
-		"rejecting",
-		(unsigned)c->peer.uid, server->config->max_requests_per_uid);
+	if (log_throttle_allow(&server->uid_request_warnings, now, more,
+			       sizeof(more)))
+		log_ids(LOG_WARNING, &ids,
+			"uid %u started more than %u ticket tasks in a minute, "
+			"rejecting%s",
+			(unsigned)c->peer.uid,
+			server->config->max_requests_per_uid, more);
 	*ret_alive = connection_error(
 		c, CLOUDAPP_ERROR_LIMIT_EXCEEDED, NULL,
 		"uid %u started more than %u ticket tasks in the last minute "
@@ -1166,6 +1200,8 @@ static bool server_check_uid_connections(struct server *server,
 					 struct connection *c)
 {
 	unsigned count = 0;
+	uint64_t now = 0;
+	char more[96];
 
 	if (c->peer.uid == 0)
 		return true;
@@ -1174,9 +1210,12 @@ static bool server_check_uid_connections(struct server *server,
 			count++;
 	if (count <= server->config->max_connections_per_uid)
 		return true;
-	log_warning("uid %u reached max_connections_per_uid (%u open), "
-		    "rejecting a new connection",
-		    (unsigned)c->peer.uid, count - 1);
+	sd_event_now(server->event, CLOCK_MONOTONIC, &now);
+	if (log_throttle_allow(&server->uid_connection_warnings, now, more,
+			       sizeof(more)))
+		log_warning("uid %u reached max_connections_per_uid (%u open), "
+			    "rejecting a new connection%s",
+			    (unsigned)c->peer.uid, count - 1, more);
 	c->close_after_output = true;
 	connection_error(c, CLOUDAPP_ERROR_LIMIT_EXCEEDED, NULL,
 			 "uid %u reached max_connections_per_uid (%u open); "

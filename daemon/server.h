@@ -16,6 +16,9 @@
 
 /* How long accepting pauses after accept() failed, e.g. with EMFILE. */
 #define SERVER_ACCEPT_PAUSE_MS 1000u
+/* At most one warning per this interval about a local user that hit its
+ * per-uid limit. */
+#define SERVER_WARNING_INTERVAL_USEC (10u * 1000000u)
 
 /* Maximum number of clients accepted per wakeup of a listening socket. */
 #define SERVER_ACCEPT_BATCH 16u
