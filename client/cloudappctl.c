@@ -970,7 +970,10 @@ static int ctl_run_check_config(const struct ctl_options *options, int argc,
 	fflush(stdout);
 	execl(daemon, "cloudapp-ticketd", "--check-config", "--config", path,
 	      (char *)NULL);
-	ctl_log("cannot run %s: %s", daemon, strerror(errno));
+	ctl_log("cannot run %s: %s; run cloudapp-ticketd --check-config "
+		"--config %s directly, or set CLOUDAPP_TICKETD to the "
+		"daemon's path",
+		daemon, strerror(errno), path);
 	return CTL_EXIT_FAILURE;
 }
 

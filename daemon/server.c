@@ -87,8 +87,8 @@ struct server {
 static void connection_process(struct connection *c);
 static void server_set_accepting(struct server *server, bool accepting);
 
-/* Returns true when the warning may be logged now.  more is then
- * empty, or says how many warnings were left out since the last one. */
+/* Returns true when the warning may be logged now.  more is then empty,
+ * or gives the number of warnings left out since the last one. */
 static bool log_throttle_allow(struct log_throttle *throttle, uint64_t now,
 			       char *more, size_t more_size)
 {
