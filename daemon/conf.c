@@ -1564,6 +1564,7 @@ static int config_read_layer(config_t *layer, const char *path,
 			     const char *folder, char **ret_error)
 {
 	int r = config_check_file(path, ret_error);
+	const char *text;
 
 	if (r == 0)
 		r = config_check_includes(path, folder, 1, ret_error);
@@ -1579,9 +1580,16 @@ static int config_read_layer(config_t *layer, const char *path,
 			*ret_error = NULL;
 		return r < 0 ? r : -EIO;
 	}
-	if (asprintf(ret_error, "%s:%d: syntax error: %s",
+	/* libconfig's text is often just "syntax error" itself. */
+	text = config_error_text(layer);
+	if (!text || strcmp(text, "syntax error") == 0)
+		text = "";
+	if (asprintf(ret_error,
+		     "%s:%d: syntax error%s%s; write each setting as "
+		     "NAME = VALUE followed by a semicolon, with strings in "
+		     "double quotes",
 		     config_error_file(layer) ? config_error_file(layer) : path,
-		     config_error_line(layer), config_error_text(layer)) < 0)
+		     config_error_line(layer), *text ? ": " : "", text) < 0)
 		*ret_error = NULL;
 	return -EINVAL;
 }
