@@ -354,7 +354,7 @@ static int ctl_call(struct cloudapp_client *client,
 /* Prints an error reply: its message, then the cloud's Code and RequestId
  * and the TaskId when the reply has them, for a support request. */
 static void ctl_print_error_reply(const char *what, const char *error,
-				  json_object *parameters)
+				  json_object *parameters, bool for_login)
 {
 	static const struct {
 		const char *key, *label;
@@ -384,20 +384,23 @@ static void ctl_print_error_reply(const char *what, const char *error,
 		strcat(details, ")");
 	ctl_log("%s: %s%s", what, message, details);
 	/* The short message for the person at the screen, on its own
-	 * line, as the greeter shows it. */
-	ctl_log("%s",
-		cloudapp_human_message(error, ctl_json_text(parameters, "code")));
+	 * line, as the greeter shows it.  Status and resolve are for the
+	 * administrator, who has the line above. */
+	if (for_login)
+		ctl_log("%s", cloudapp_human_message(
+				      error, ctl_json_text(parameters, "code")));
 }
 
 /*
  * Waits for the next reply.  Returns CTL_EXIT_OK with the reply in
  * *ret_reply and its parameters, or an exit status after printing the
- * error, which names what failed with what.
+ * error, which names what failed with what.  for_login adds the short
+ * message for the person at the screen to an error reply.
  */
 static int ctl_receive(struct cloudapp_client *client,
 		       const struct ctl_options *options, const char *what,
-		       json_object **ret_reply, json_object **ret_parameters,
-		       bool *ret_continues)
+		       bool for_login, json_object **ret_reply,
+		       json_object **ret_parameters, bool *ret_continues)
 {
 	json_object *reply;
 	const char *error;
@@ -449,7 +452,7 @@ static int ctl_receive(struct cloudapp_client *client,
 		return CTL_EXIT_FAILURE;
 	}
 	if (error) {
-		ctl_print_error_reply(what, error, *ret_parameters);
+		ctl_print_error_reply(what, error, *ret_parameters, for_login);
 		json_object_put(reply);
 		return CTL_EXIT_FAILURE;
 	}
@@ -457,7 +460,6 @@ static int ctl_receive(struct cloudapp_client *client,
 	return CTL_EXIT_OK;
 }
 
-/* Prints a GetTicket progress reply on stderr. */
 /* Describes the "waiting" member of a progress reply. */
 static const char *ctl_wait_text(const char *waiting)
 {
@@ -471,6 +473,7 @@ static const char *ctl_wait_text(const char *waiting)
 	return waiting;
 }
 
+/* Prints a GetTicket progress reply on stderr. */
 static void ctl_print_progress(const char *user, json_object *parameters)
 {
 	const char *end_user_id = ctl_json_text(parameters, "end_user_id");
@@ -577,7 +580,7 @@ static int ctl_get_ticket(const struct ctl_options *options, const char *user,
 		json_object *reply, *parameters;
 		bool continues;
 
-		status = ctl_receive(&client, options, what, &reply,
+		status = ctl_receive(&client, options, what, true, &reply,
 				     &parameters, &continues);
 		if (status != CTL_EXIT_OK)
 			break;
@@ -838,7 +841,7 @@ static int ctl_run_status(const struct ctl_options *options, int argc,
 			  false);
 	if (status == CTL_EXIT_OK)
 		status = ctl_receive(&client, options, "cannot get the status",
-				     &reply, &parameters, &continues);
+				     false, &reply, &parameters, &continues);
 	cloudapp_client_close(&client);
 	if (status != CTL_EXIT_OK)
 		return status;
@@ -926,7 +929,7 @@ static int ctl_run_resolve(const struct ctl_options *options, int argc,
 			  false);
 	if (status == CTL_EXIT_OK)
 		status = ctl_receive(&client, options, "cannot resolve the user",
-				     &reply, &parameters, &continues);
+				     false, &reply, &parameters, &continues);
 	cloudapp_client_close(&client);
 	free(user);
 	if (status != CTL_EXIT_OK)
