@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <systemd/sd-event.h>
 
 #include "conf.h"
@@ -18,7 +19,7 @@
 #define SERVER_ACCEPT_PAUSE_MS 1000u
 /* At most one warning per this interval about a local user that hit its
  * per-uid limit. */
-#define SERVER_WARNING_INTERVAL_USEC (10u * 1000000u)
+#define SERVER_WARNING_INTERVAL_USEC UINT64_C(10000000)
 
 /* Maximum number of clients accepted per wakeup of a listening socket. */
 #define SERVER_ACCEPT_BATCH 16u
