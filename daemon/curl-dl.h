@@ -1,7 +1,7 @@
 /*
  * libcurl, loaded with dlopen() when the daemon first sends a request.
  * Linked, libcurl and the libraries it depends on (GnuTLS, Kerberos, LDAP,
- * SSH and more) cost about 4 MiB of resident memory from the start: a
+ * SSH and more) cost about 4 MiB of resident memory from the start.  A
  * test program that only links them grew from 3.9 to 8.0 MiB on Debian 12
  * with curl 7.88.1.  The daemon often replies only to status calls before
  * it exits idle.

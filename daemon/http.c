@@ -267,7 +267,9 @@ static int http_load_trust(X509_STORE **ret_store, const char *ca_file,
 		return -EIO;
 	}
 	/* OpenSSL would block the event loop on a FIFO put in place of the
-	 * file after the start check. */
+	 * file after the start check.
+	 * NOTE: a file swapped in between this stat() and OpenSSL's open()
+	 * still gets through, which takes write access to its folder. */
 	if (ca_file) {
 		const char *problem = NULL;
 

@@ -391,7 +391,16 @@ resolve_without_cloud_call() {
 		python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(d["request"]["AppId"] != sys.argv[2])' \
 			"$WORK/resolve.json" "$TEST_APP_ID" &&
 		! as_user bob "$CTL" --socket "$SOCKET" resolve alice \
-			> /dev/null 2>&1
+			> /dev/null 2>&1 || return 1
+	# An unknown user gets the administrator's error, without the
+	# message meant for the login screen.
+	if "$CTL" --socket "$SOCKET" resolve nosuchuser \
+		> /dev/null 2> "$WORK/resolve-unknown.err"; then
+		return 1
+	fi
+	cat "$WORK/resolve-unknown.err"
+	grep -q "not known to this system" "$WORK/resolve-unknown.err" &&
+		! grep -q "Please" "$WORK/resolve-unknown.err"
 }
 
 check_config_command() {

@@ -254,12 +254,19 @@ CONF
 
 # Kills the daemon of configuration NAME with SIGKILL once the emulator
 # has started a task for END_USER_ID, so that a client is waiting.
-kill_daemon_mid_task() {
-	local name=$1 end_user_id=$2 before=$3 pid i
+# Waits until the emulator has accepted more first calls for EndUserId $1
+# than $2, or READY_TIMEOUT has passed.
+wait_for_task_start() {
+	local end_user_id=$1 before=$2 i
 	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
-		[ "$(count_starts "$end_user_id")" -gt "$before" ] && break
+		[ "$(count_starts "$end_user_id")" -gt "$before" ] && return
 		sleep 0.05
 	done
+}
+
+kill_daemon_mid_task() {
+	local name=$1 end_user_id=$2 before=$3 pid
+	wait_for_task_start "$end_user_id" "$before"
 	pid=$(pgrep -f "^$top_builddir/cloudapp-ticketd --config $WORK/$name.conf") ||
 		return 1
 	kill -KILL "$pid"
@@ -305,12 +312,11 @@ pam_survives_restart() {
 		[ "$(grep -c '^start' "$WORK/pamrestart.starts")" = 2 ]
 }
 
-# A daemon killed twice during one call: the client gives up after its one
-# reconnect with a clear error, well before its timeout.
-# A daemon that stops with nobody to restart it leaves a socket that
-# refuses connections: the waiting client reports it as unreachable.
+# A daemon that stops with no supervisor to restart it leaves a socket
+# that refuses connections, and the waiting client reports it as
+# unreachable.
 ctl_reports_vanished_daemon() {
-	local before client status pid i
+	local before client status pid
 	daemon_with vanish < /dev/null
 	# systemd-socket-activate runs the daemon (or its valgrind) in its
 	# own process.
@@ -319,10 +325,7 @@ ctl_reports_vanished_daemon() {
 	"$CTL" --socket "$SOCKET" -q --timeout 20 ticket --user vanished \
 		> /dev/null 2> "$WORK/vanished.err" &
 	client=$!
-	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
-		[ "$(count_starts vanished)" -gt "$before" ] && break
-		sleep 0.05
-	done
+	wait_for_task_start vanished "$before"
 	# SIGTERM, so that a daemon under valgrind still writes its report.
 	kill -TERM "$pid"
 	wait "$client"
@@ -334,6 +337,8 @@ ctl_reports_vanished_daemon() {
 		! grep -q "invalid reply" "$WORK/vanished.err"
 }
 
+# A daemon killed twice during one call: the client gives up after its one
+# reconnect with a clear error, well before its timeout.
 ctl_reconnects_once() {
 	local before client status start elapsed
 	before=$(count_starts restart_twice)
@@ -357,7 +362,7 @@ ctl_reconnects_once() {
 # the task with a clear error to the client that waits for it, and the
 # daemon goes on serving.
 request_build_failure() {
-	local shim flag=$WORK/fail-rand before client i
+	local shim flag=$WORK/fail-rand before client
 	shim=$(build_preload fail_rand) || return 1
 	write_config failrand "$SECRET" < /dev/null
 	CLOUDAPP_TEST_FAIL_RAND=$flag DAEMON_ENV=CLOUDAPP_TEST_FAIL_RAND \
@@ -368,10 +373,7 @@ request_build_failure() {
 		> /dev/null 2> "$WORK/failrand.err" &
 	client=$!
 	# The first call goes out; the poll after it cannot be built.
-	for ((i = 0; i < READY_TIMEOUT * 20; i++)); do
-		[ "$(count_starts bob)" -gt "$before" ] && break
-		sleep 0.05
-	done
+	wait_for_task_start bob "$before"
 	touch "$flag"
 	if wait "$client"; then
 		echo "a ticket arrived without random bytes"
@@ -501,7 +503,7 @@ certificate_rejected() {
 	echo "certificate $cert: $(head -n 1 "$WORK/$name.err") [$elapsed s]"
 	grep -q "cannot verify the TLS certificate of https://127.0.0.1:" \
 		"$WORK/$name.err" || return 1
-	# The person at the login is not told to check the network.
+	# The message for the person at the login does not blame the network.
 	grep -q "does not trust the cloud service's certificate" \
 		"$WORK/$name.err" || return 1
 	# ticket_timeout is 20 s; a retried error would use most of it.
