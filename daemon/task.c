@@ -123,6 +123,10 @@ struct task_registry {
 	struct task_queue_list slot_queue, send_queue;
 	struct token_bucket bucket;
 	sd_event_source *send_timer; /* wakes the send queue for a token */
+	/* Runs the send queue in the next loop iteration, after a request
+	 * finished.  A defer source, because a timer due at once would
+	 * re-arm the loop's timerfd twice for every finished request. */
+	sd_event_source *send_now;
 	int64_t clock_offset_sec;    /* server time minus local time */
 	struct credentials credentials;
 	/* The loop iteration's time when the credential files were last
@@ -345,6 +349,7 @@ void task_registry_free(struct task_registry *registry)
 	while (registry->tasks)
 		task_drop(registry->tasks);
 	sd_event_source_disable_unref(registry->send_timer);
+	sd_event_source_disable_unref(registry->send_now);
 	http_transfer_cancel(registry->sts_transfer);
 	http_client_free(registry->http);
 	credentials_clear(&registry->credentials);
@@ -646,15 +651,28 @@ static int registry_on_send_timer(sd_event_source *s, uint64_t usec,
 	return 0;
 }
 
+static int registry_on_send_now(sd_event_source *s, void *userdata)
+{
+	registry_pump_sends(userdata);
+	return 0;
+}
+
 /* Counts a finished request and lets the next queued one go.  The pump
  * runs from the event loop, not inside the response callback. */
 static void task_request_done(struct task_registry *registry)
 {
+	int r;
+
 	registry->requests--;
-	if (registry->send_queue.head && !registry->send_timer &&
-	    sd_event_add_time(registry->event, &registry->send_timer,
-			      CLOCK_MONOTONIC, 0, 0, registry_on_send_timer,
-			      registry) < 0)
+	if (!registry->send_queue.head || registry->send_timer)
+		return;
+	if (registry->send_now)
+		r = sd_event_source_set_enabled(registry->send_now,
+						SD_EVENT_ONESHOT);
+	else
+		r = sd_event_add_defer(registry->event, &registry->send_now,
+				       registry_on_send_now, registry);
+	if (r < 0)
 		log_error("cannot schedule the next queued request");
 }
 
