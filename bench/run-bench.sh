@@ -38,6 +38,8 @@ WARMUP=64
 SDK_POLL_MS=1000
 
 command -v node > /dev/null || { echo "bench: node is not installed" >&2; exit 1; }
+command -v pkg-config > /dev/null ||
+	{ echo "bench: pkg-config is not installed" >&2; exit 1; }
 "$here/tools/build.sh" > /dev/null
 (cd "$here/bench" && npm install --no-audit --no-fund --silent > /dev/null)
 
@@ -59,6 +61,13 @@ add_users() {
 			$((uid_base + i)) $((uid_base + i))
 	done >> "$WORK/passwd"
 }
+
+# curl-floor sends the daemon's requests with libcurl alone, over as many
+# connections as the daemon keeps (HTTP_CONNECTIONS_PER_HOST).
+FLOOR_CONNECTIONS=32
+# shellcheck disable=SC2046 # pkg-config prints several flags
+cc -O2 -o "$WORK/curl-floor" "$here/bench/curl-floor.c" \
+	$(pkg-config --cflags --libs libcurl)
 
 SECRET=$WORK/access-key-secret
 results=$WORK/results.jsonl
@@ -114,6 +123,16 @@ CONF
 	mapfile -t after < <(daemon_stat "$pid")
 	emulator_after=$(emulator_ticks "$emulator_pid")
 
+	# libcurl's own share, once per client count: the same requests
+	# with nothing of the daemon around them (see bench/curl-floor.c).
+	local floor=null
+	if [ "$task_seconds" = 0 ]; then
+		floor=$("$WORK/curl-floor" "https://127.0.0.1:$EMULATOR_PORT" \
+			"$WORK/certs/ca.pem" "$n" "$FLOOR_CONNECTIONS" |
+			awk '{ print $(NF - 4) }')
+		floor=${floor:-null}
+	fi
+
 	NODE_EXTRA_CA_CERTS=$WORK/certs/ca.pem EMULATOR_STATE=$EMULATOR_STATE \
 		node "$here/bench/sdk-client.js" "127.0.0.1:$EMULATOR_PORT" \
 		"$TEST_ACCESS_KEY_ID" "$SECRET" "$TEST_APP_ID" "$sdk_prefix" \
@@ -122,7 +141,7 @@ CONF
 	python3 - "$WORK/daemon-$tag.json" "$WORK/sdk-$tag.json" "$task_seconds" \
 		"$n" "$before" "${after[0]}" "${after[1]}" "$idle_rss" \
 		"$(getconf CLK_TCK)" "$((emulator_after - emulator_before))" \
-		"$load" >> "$results" <<'PY'
+		"$load" "$floor" >> "$results" <<'PY'
 import json, sys
 daemon = json.load(open(sys.argv[1]))
 sdk = json.load(open(sys.argv[2]))
@@ -130,6 +149,7 @@ task, n = float(sys.argv[3]), int(sys.argv[4])
 before, after, hwm, idle = (int(x) for x in sys.argv[5:9])
 tick = int(sys.argv[9])
 emulator_ticks, load = int(sys.argv[10]), float(sys.argv[11])
+floor = json.loads(sys.argv[12])
 
 def pct(values, p):
     values = sorted(values)
@@ -141,6 +161,7 @@ ok = max(daemon["ok"], 1)
 sdk_ok = max(sdk["ok"], 1)
 print(json.dumps({
     "task_seconds": task, "clients": n, "load_average": load,
+    "curl_floor_ms_per_ticket": floor,
     "emulator_cpu_ms_per_request":
         emulator_ticks * 1000 / tick / max(daemon["calls"], 1),
     "daemon": {
@@ -215,6 +236,14 @@ for r in rows:
           f"{r['emulator_cpu_ms_per_request']:.2f} ms of CPU per request "
           f"during the daemon's run; load average before the run "
           f"{r['load_average']:.2f}")
+print()
+for r in rows:
+    floor = r.get("curl_floor_ms_per_ticket")
+    if floor is None:
+        continue
+    print(f"- libcurl alone, {r['clients']} tickets: {floor:.3f} ms of CPU "
+          f"per ticket (bench/curl-floor.c); 20 times below the SDK "
+          f"would be {r['sdk']['cpu_ms_per_ticket'] / 20:.3f} ms")
 print(f"\nThe SDK client polls every {sys.argv[2]} ms; the emulator ran "
       f"{sys.argv[3]} worker processes.")
 PY

@@ -26,7 +26,7 @@ flags+=("${pkg_flags[@]}")
 # clang-analyzer-valist.Uninitialized warnings in every file after the
 # first when it checks several in one process.  Each file's output is
 # printed in one piece, and only when it has warnings.
-find daemon common client pam_module tests/unit tests/sdk tests/fuzz -name '*.c' -print0 |
+find daemon common client pam_module tests/unit tests/sdk tests/fuzz bench -name '*.c' -print0 |
 	sort -z |
 	xargs -0 -I '{}' -P "$(nproc)" sh -c '
 		file=$1
