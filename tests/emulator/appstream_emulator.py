@@ -690,6 +690,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "AppStreamEmulator/1"
 
     def setup(self):
+        # A client sends its first request only after the server's part of
+        # the handshake below, so no request can have arrived before this.
+        self.earliest_arrival = time.time()
+        self.replied = None
         super().setup()
         self.server.emulator.counters.add("connections")
         # The handshake runs here, so that the first data read on the
@@ -706,8 +710,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def handle_one_request(self):
         self.arrived = None
         if not self.connection.pending():
-            self.arrived = self.stamps.arrival()
+            self.arrived = self.checked_arrival(self.stamps.arrival())
         super().handle_one_request()
+        # The client sends its next request after reading this reply.
+        if self.replied is not None:
+            self.earliest_arrival = self.replied
+
+    def checked_arrival(self, stamp):
+        """Return the kernel's arrival stamp, or None when it is before
+        the reply to the previous request or in the future.  Such a stamp
+        cannot be this request's, so parse_request() falls back to
+        TCP_INFO."""
+        if stamp is None:
+            return None
+        # Slack for the gap between the two clocks' readings.
+        if self.earliest_arrival - 0.001 <= stamp <= time.time() + 0.001:
+            return stamp
+        self.log_message("kernel arrival stamp %.6f out of range "
+                         "(%.6f to now), using TCP_INFO", stamp,
+                         self.earliest_arrival)
+        return None
 
     def parse_request(self):
         if self.arrived is None:
