@@ -167,6 +167,7 @@ print(json.dumps({
     "daemon": {
         "ok": daemon["ok"], "wrong": daemon["wrong_ticket"],
         "errors": daemon["error_count"],
+        "unrecorded": daemon.get("unrecorded", 0),
         "tickets_per_s": daemon["ok"] / daemon["wall_ms"] * 1000,
         "latency_p50_ms": pct(daemon["latency_ms"], 50),
         "latency_p99_ms": pct(daemon["latency_ms"], 99),
@@ -235,7 +236,10 @@ for r in rows:
           f"{d['idle_rss_kib'] / 1024:.1f} MiB; the emulator used "
           f"{r['emulator_cpu_ms_per_request']:.2f} ms of CPU per request "
           f"during the daemon's run; load average before the run "
-          f"{r['load_average']:.2f}")
+          f"{r['load_average']:.2f}"
+          + (f"; the emulator did not record the last call of "
+             f"{d['unrecorded']} tickets, so their calls and added latency "
+             f"are incomplete" if d.get("unrecorded") else ""))
 print()
 for r in rows:
     floor = r.get("curl_floor_ms_per_ticket")
