@@ -1,12 +1,16 @@
 /*
- * curl-floor: the CPU time that libcurl alone spends on the two HTTPS
- * calls behind one ticket.  It sends the daemon's kind of request, a
- * form-encoded POST with its headers (a 724-byte TLS record, against the
- * daemon's 742), over kept-alive connections.  It drives libcurl the
- * cheapest way the multi interface allows: curl_multi_socket_action() on
- * a bare epoll loop.  There is no Unix socket, signing, JSON or sd-event,
- * so the result estimates the least CPU time per ticket that
- * cloudapp-ticketd can reach while it uses libcurl.
+ * curl-floor: a minimal libcurl client, to measure the CPU time of the two
+ * HTTPS calls behind one ticket with nothing of cloudapp-ticketd around
+ * them.  It sends the daemon's kind of request, a form-encoded POST with
+ * its headers, over kept-alive connections.
+ *
+ * It keeps the daemon's libcurl settings that change what a request costs.
+ * Each request gets a new easy handle, connections keep their TLS record
+ * buffers, the upload buffer has curl's smallest size, and
+ * curl_multi_socket_action() runs on an epoll loop with one epoll_ctl()
+ * per change.  There is no Unix socket, signing, JSON or sd-event.  The
+ * time counted is the whole process's, OpenSSL and the kernel's socket
+ * work included.
  *
  * The requests carry an unknown AccessKeyId, so the emulator replies to each
  * with a short JSON error instead of a ticket.
@@ -21,6 +25,7 @@
 #include <sys/resource.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 
 static char body[512];
 /* The daemon's headers, with made-up values of the same lengths. */
@@ -50,13 +55,17 @@ static size_t discard(char *ptr, size_t size, size_t n, void *data)
 	return size * n;
 }
 
+/* Registers, changes or drops a socket in the epoll set.  A socket seen
+ * before carries a mark from curl_multi_assign(), so each change is one
+ * epoll_ctl() call, as in an sd-event loop. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 		     void *socketp)
 {
+	static char registered;
+	CURLM *multi = userp;
 	struct epoll_event ev = { .data.fd = fd };
 
 	(void)easy;
-	(void)userp;
 	if (what == CURL_POLL_REMOVE) {
 		epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 		return 0;
@@ -65,10 +74,22 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp,
 		ev.events |= EPOLLIN;
 	if (what & CURL_POLL_OUT)
 		ev.events |= EPOLLOUT;
-	if (epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0)
-		epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev);
-	(void)socketp;
+	if (socketp)
+		return epoll_ctl(epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0 ? -1 : 0;
+	if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0)
+		return -1;
+	curl_multi_assign(multi, fd, &registered);
 	return 0;
+}
+
+/* Keeps each connection's TLS record buffers, as the daemon does, instead
+ * of allocating and freeing them for every request. */
+static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *userp)
+{
+	(void)easy;
+	(void)userp;
+	SSL_CTX_clear_mode(ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+	return CURLE_OK;
 }
 
 static int on_timer(CURLM *multi, long ms, void *userp)
@@ -94,6 +115,9 @@ static CURL *request_new(void)
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, 10000L);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	/* The daemon's upload buffer size, curl's smallest. */
+	curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 	return easy;
 }
 
@@ -197,6 +221,7 @@ int main(int argc, char **argv)
 	epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	multi = curl_multi_init();
 	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, multi);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS,
 			  (long)connections);
