@@ -96,8 +96,12 @@ def load_requests(state_dir):
     """Return the emulator's requests per EndUserId, oldest first, and the
     done time of the request before each one on the same connection."""
     by_user, by_connection = {}, {}
-    with open(os.path.join(state_dir, "requests.jsonl"),
-              encoding="utf-8") as f:
+    try:
+        f = open(os.path.join(state_dir, "requests.jsonl"), encoding="utf-8")
+    except FileNotFoundError:
+        # No request reached the emulator.
+        return by_user
+    with f:
         for line in f:
             entry = json.loads(line)
             by_user.setdefault(entry.get("end_user_id"), []).append(entry)

@@ -41,6 +41,11 @@
  * 250 ms, would stretch a short poll interval noticeably. */
 #define TASK_TIMER_ACCURACY_USEC (10 * USEC_PER_MSEC)
 
+/* AssumeRole calls that may fail in a row with a transient error (network,
+ * HTTP 5xx, Throttling) before the tasks waiting for the role fail.  The
+ * backoff of retry.h waits 1.75 to 3.5 s in all. */
+#define STS_RETRY_MAX 3
+
 /* Weight of the newest task in the learned task duration. */
 #define TASK_DURATION_WEIGHT 0.3
 
@@ -135,6 +140,12 @@ struct task_registry {
 	/* With ram_role_arn: the role's temporary credentials. */
 	struct sts_credentials sts;
 	struct http_transfer *sts_transfer; /* AssumeRole in flight */
+	/* A transient AssumeRole failure is retried after a backoff. */
+	sd_event_source *sts_retry_timer;
+	unsigned sts_attempts; /* failed AssumeRole calls in a row */
+	/* Set while the registry is freed, so that tasks dropped then start
+	 * no others. */
+	bool freeing;
 	double expected_duration_usec; /* learned; 0 until a task finished */
 };
 
@@ -156,6 +167,8 @@ static const char *const task_wait_names[] = {
 static void task_send_call(struct task *task);
 static void task_request_send(struct task *task);
 static void registry_fill_slots(struct task_registry *registry);
+static void registry_pump_sends(struct task_registry *registry);
+static uint32_t task_random(void);
 
 static struct log_ids task_log_ids(const struct task *task,
 				   const char *request_id, const char *code)
@@ -346,10 +359,12 @@ void task_registry_free(struct task_registry *registry)
 {
 	if (!registry)
 		return;
+	registry->freeing = true;
 	while (registry->tasks)
 		task_drop(registry->tasks);
 	sd_event_source_disable_unref(registry->send_timer);
 	sd_event_source_disable_unref(registry->send_now);
+	sd_event_source_disable_unref(registry->sts_retry_timer);
 	http_transfer_cancel(registry->sts_transfer);
 	http_client_free(registry->http);
 	credentials_clear(&registry->credentials);
@@ -379,20 +394,35 @@ int task_registry_set_config(struct task_registry *registry,
 		credentials_clear(&credentials);
 		return r;
 	}
+	/* NOTE: tasks in flight keep their configuration, and so their
+	 * endpoint, but sign with these credentials.  A reload that moves to
+	 * another account's key and endpoint at once fails them. */
 	credentials_clear(&registry->credentials);
 	registry->credentials = credentials;
-	/* A new key or role needs new temporary credentials. */
+	/* A new key or role needs new temporary credentials.  An AssumeRole
+	 * call in flight, or waiting to be retried, was signed for the old
+	 * ones, and its reply must not be taken for the new role. */
 	sts_credentials_clear(&registry->sts);
+	http_transfer_cancel(registry->sts_transfer);
+	registry->sts_transfer = NULL;
+	registry->sts_retry_timer =
+		sd_event_source_disable_unref(registry->sts_retry_timer);
+	registry->sts_attempts = 0;
 	if (config->max_requests_per_second !=
-	    registry->config->max_requests_per_second)
+	    registry->config->max_requests_per_second) {
 		token_bucket_init(&registry->bucket,
 				  config->max_requests_per_second,
 				  config->max_requests_per_second,
 				  task_now(registry));
+		/* The wait for a token was timed at the old rate. */
+		registry->send_timer =
+			sd_event_source_disable_unref(registry->send_timer);
+	}
 	config_unref(registry->config);
 	registry->config = config_ref(config);
 	/* A higher max_tasks frees slots for queued tasks at once. */
 	registry_fill_slots(registry);
+	registry_pump_sends(registry);
 	return 0;
 }
 
@@ -434,6 +464,8 @@ struct task *task_find(struct task_registry *registry,
 /* Gives free slots to queued tasks, oldest first. */
 static void registry_fill_slots(struct task_registry *registry)
 {
+	if (registry->freeing)
+		return;
 	while (registry->slot_queue.head &&
 	       registry->running < registry->config->max_tasks) {
 		struct task *task = registry->slot_queue.head;
@@ -504,7 +536,45 @@ static void registry_fail_queued_later(struct task_registry *registry,
 				"cannot assume the RAM role: %s", message);
 }
 
-static void registry_pump_sends(struct task_registry *registry);
+static int registry_on_sts_retry(sd_event_source *s, uint64_t usec,
+				 void *userdata)
+{
+	struct task_registry *registry = userdata;
+
+	registry->sts_retry_timer =
+		sd_event_source_disable_unref(registry->sts_retry_timer);
+	registry_pump_sends(registry);
+	return 0;
+}
+
+/*
+ * Arms the retry of a failed AssumeRole call when retry says the failure
+ * is transient and fewer than STS_RETRY_MAX calls failed in a row.  The
+ * tasks waiting for the role stay queued meanwhile.  Returns false when
+ * the failure is final.
+ */
+static bool registry_retry_sts(struct task_registry *registry,
+			       enum retry_class retry, const char *message)
+{
+	int64_t wait;
+
+	if ((retry != RETRY_BACKOFF && retry != RETRY_THROTTLED) ||
+	    registry->sts_attempts >= STS_RETRY_MAX)
+		return false;
+	wait = retry_backoff_ms(registry->sts_attempts, task_random());
+	if (sd_event_add_time_relative(registry->event,
+				       &registry->sts_retry_timer,
+				       CLOCK_MONOTONIC,
+				       (uint64_t)wait * USEC_PER_MSEC,
+				       TASK_TIMER_ACCURACY_USEC,
+				       registry_on_sts_retry, registry) < 0)
+		return false;
+	registry->sts_attempts++;
+	log_warning("AssumeRole of %s failed: %s; retry %u in %.1f s",
+		    registry_role(registry), message, registry->sts_attempts,
+		    (double)wait / 1000);
+	return true;
+}
 
 static void registry_on_sts_response(const struct http_response *response,
 				     void *userdata)
@@ -519,7 +589,14 @@ static void registry_on_sts_response(const struct http_response *response,
 	if (response->curl_code != 0) {
 		snprintf(message, sizeof(message), "cannot reach %s: %s",
 			 registry->config->sts_endpoint, response->error);
+		if (!retry_tls_trust_error(response->curl_code) &&
+		    registry_retry_sts(registry,
+				       retry_classify(response->curl_code, 0,
+						      NULL),
+				       message))
+			return;
 		log_error("AssumeRole failed: %s", message);
+		registry->sts_attempts = 0;
 		registry_fail_queued(registry, NULL, NULL, message);
 		return;
 	}
@@ -536,8 +613,18 @@ static void registry_on_sts_response(const struct http_response *response,
 					   "AssumeRole failed") :
 				  (error ? error : strerror(-r)));
 		cloudapp_utf8_trim(message);
+		if (r == 1 &&
+		    registry_retry_sts(registry,
+				       retry_classify(0, response->status,
+						      result.code),
+				       message)) {
+			api_result_clear(&result);
+			free(error);
+			return;
+		}
 		log_ids(LOG_ERR, &ids, "AssumeRole of %s failed: %s",
 			registry_role(registry), message);
+		registry->sts_attempts = 0;
 		registry_fail_queued(registry, result.code, result.request_id,
 				     message);
 		api_result_clear(&result);
@@ -546,6 +633,7 @@ static void registry_on_sts_response(const struct http_response *response,
 	}
 	sts_credentials_clear(&registry->sts);
 	registry->sts = fresh;
+	registry->sts_attempts = 0;
 	log_info("assumed the RAM role %s, temporary key valid for %lld s",
 		 registry_role(registry),
 		 (long long)(fresh.expiration - fresh.obtained));
@@ -566,7 +654,7 @@ static void registry_assume_role(struct task_registry *registry)
 	struct http_request http = { 0 };
 	int r;
 
-	if (registry->sts_transfer)
+	if (registry->sts_transfer || registry->sts_retry_timer)
 		return;
 	r = sts_request_build(registry->config, registry_role(registry),
 			      key->role_session_name ?
@@ -615,6 +703,8 @@ static bool registry_role_ready(struct task_registry *registry)
  */
 static void registry_pump_sends(struct task_registry *registry)
 {
+	if (registry->freeing)
+		return;
 	if (registry->send_queue.head && !registry_role_ready(registry))
 		return;
 	while (registry->send_queue.head &&
@@ -664,7 +754,8 @@ static void task_request_done(struct task_registry *registry)
 	int r;
 
 	registry->requests--;
-	if (!registry->send_queue.head || registry->send_timer)
+	if (registry->freeing || !registry->send_queue.head ||
+	    registry->send_timer)
 		return;
 	if (registry->send_now)
 		r = sd_event_source_set_enabled(registry->send_now,
@@ -1390,6 +1481,17 @@ static void task_send_call(struct task *task)
 		task->first_sent_usec = task->last_sent_usec;
 }
 
+/* Names, for the timeout message, the queue a task was still waiting in. */
+static const char *task_deadline_wait_text(const struct task *task)
+{
+	if (task->state == TASK_QUEUED)
+		return ", still queued for a task slot";
+	if (task->queue == QUEUE_SEND && task->wait == TASK_WAIT_RATE_LIMIT)
+		return ", still queued for the request rate limit, "
+		       "max_requests_per_second";
+	return "";
+}
+
 static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 {
 	struct task *task = userdata;
@@ -1414,10 +1516,7 @@ static int task_on_deadline(sd_event_source *s, uint64_t usec, void *userdata)
 		  "no ticket for EndUserId %s within %lld s (%u calls%s)",
 		  task->end_user_id,
 		  (long long)task->config->ticket_timeout_ms / 1000,
-		  task->polls,
-		  task->state == TASK_QUEUED ? ", still queued for a task "
-					       "slot" :
-					       "");
+		  task->polls, task_deadline_wait_text(task));
 	return 0;
 }
 

@@ -15,7 +15,9 @@ State for tests lives in --state-dir:
                      the reply left it (see KernelStamps), and the
                      client's "connection"
   tickets/USER       the last ticket issued for that EndUserId, mode 0600
-  faults.json        optional, read on every request: {"USER" or "*": FAULT}
+  faults.json        optional, read on every request: {"USER" or "*": FAULT};
+                     the key "AssumeRole" applies a fault to AssumeRole
+                     calls, which "*" does not
 The emulator's own state lives there too, in files, so that the --workers
 processes share it: tasks/, nonces/, sts/ and fault-hits.json.
 
@@ -102,6 +104,9 @@ COUNTERS = (
 )
 
 # Faults that a test can request, and the reply each one makes.
+# The faults.json key of faults for AssumeRole calls.
+STS_FAULT_KEY = "AssumeRole"
+
 FAULTS = (
     "task",  # the task ends Failed
     "never_finish",  # the task stays Running
@@ -306,8 +311,10 @@ class Emulator:
     def now(self):
         return time.time() + self.clock_offset
 
-    def fault_for(self, end_user_id):
-        """Return the fault that applies to this EndUserId, or None."""
+    def fault_for(self, end_user_id, fallback="*"):
+        """Return the fault that applies to this EndUserId, or None.  A
+        fault under the fallback key applies when there is none for the
+        EndUserId itself."""
         path = os.path.join(self.state_dir, "faults.json")
         try:
             with open(path, encoding="utf-8") as f:
@@ -316,7 +323,7 @@ class Emulator:
             return None
         if not isinstance(faults, dict):
             return None
-        key = end_user_id if end_user_id in faults else "*"
+        key = end_user_id if end_user_id in faults else fallback
         fault = faults.get(key)
         if not isinstance(fault, dict):
             return None
@@ -893,6 +900,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             params.update(form)
             if action == STS_ACTION:
                 entry["call"] = "assume_role"
+                fault = emulator.fault_for(STS_FAULT_KEY, fallback=None)
+                if fault and fault.get("delay_seconds"):
+                    time.sleep(float(fault["delay_seconds"]))
+                if fault and fault.get("fail"):
+                    emulator.apply_fault(fault)
                 reply = emulator.assume_role(params)
                 reply["RequestId"] = request_id
                 entry["result"] = "OK"

@@ -261,6 +261,64 @@ CONF
 		{ [ "$from_ini" = 0 ] || { cat "$WORK/iniroute.err"; false; }; }
 }
 
+# Counts the AssumeRole calls that the emulator with state STATE answered.
+assume_role_calls() {
+	grep -c '"call": "assume_role"' "$1/requests.jsonl"
+}
+
+# Succeeds while the emulator on PORT holds a POST request.
+emulator_busy() {
+	emulator_stats "$1" | python3 -c \
+		'import json, sys; sys.exit(json.load(sys.stdin)["in_flight"] < 1)'
+}
+
+# A transient AssumeRole failure is retried.  A reload while AssumeRole is
+# in flight discards its reply, which was signed for the old role.
+ram_role_faults() {
+	local saved_port=$EMULATOR_PORT saved_state=$EMULATOR_STATE
+	local role_port state pid client retried calls reloaded
+	EMULATOR_NAME=rolefault \
+		EMULATOR_ARGS="--role-arn acs:ram::1234:role/kiosk --role-seconds 3600" \
+		start_emulator 0.2
+	role_port=$EMULATOR_PORT state=$EMULATOR_STATE
+	cp "$WORK/emulator-secret" "$WORK/rolefault-secret"
+	chmod 0600 "$WORK/rolefault-secret"
+	printf '{"AssumeRole": {"fail": "http500", "count": 2}}\n' \
+		> "$state/faults.json"
+	write_config rolefault "$WORK/rolefault-secret" <<CONF
+ram_role_arn = "acs:ram::1234:role/kiosk";
+sts_endpoint = "https://127.0.0.1:$role_port";
+CONF
+	start_daemon "$WORK/rolefault.conf" "$WORK/rolefault.sock"
+	"$CTL" --socket "$WORK/rolefault.sock" -q ticket --user alice \
+		> /dev/null 2> "$WORK/rolefault.err"
+	retried=$?
+	calls=$(assume_role_calls "$state")
+
+	printf '{"AssumeRole": {"delay_seconds": %d}}\n' \
+		$((2 * ${TIMEOUT_SCALE:-1})) > "$state/faults.json"
+	cp "$WORK/rolefault.conf" "$WORK/rolereload.conf"
+	start_daemon "$WORK/rolereload.conf" "$WORK/rolereload.sock"
+	pid=${lib_pids[-1]}
+	"$CTL" --socket "$WORK/rolereload.sock" -q status > /dev/null
+	"$CTL" --socket "$WORK/rolereload.sock" -q ticket --user bob \
+		> /dev/null 2> "$WORK/rolereload.err" &
+	client=$!
+	wait_for "the AssumeRole call" emulator_busy "$role_port"
+	sed -i 's|role/kiosk|role/missing|' "$WORK/rolereload.conf"
+	kill -HUP "$pid"
+	wait "$client"
+	reloaded=$?
+	EMULATOR_PORT=$saved_port EMULATOR_STATE=$saved_state
+	cat "$WORK/rolefault.err" "$WORK/rolereload.err"
+	grep "AssumeRole of acs:ram::1234:role/kiosk failed" "$WORK/daemon.log"
+	echo "AssumeRole calls for the first ticket: $calls"
+	[ "$retried" = 0 ] && [ "$calls" = 3 ] &&
+		grep -q "role/kiosk failed: .*; retry 2 in" "$WORK/daemon.log" &&
+		[ "$reloaded" != 0 ] &&
+		grep -q "EntityNotExist.Role" "$WORK/rolereload.err"
+}
+
 # systemd credentials come first: a wrong key in the configuration is
 # not used when they are present.
 source_order() {
@@ -293,6 +351,7 @@ source_order() {
 check "systemd credentials" systemd_credentials
 check "credential source order" source_order
 check "RAM role through AssumeRole" ram_role
+check "AssumeRole retry and reload" ram_role_faults
 check "signature V2" signature_v2
 check "environment credentials" environment_credentials
 check "shared credentials file" credentials_file

@@ -90,6 +90,84 @@ CONF
 		[ -s "$WORK/rate.out" ]
 }
 
+# Succeeds once the daemons logged more than N reloads.
+reloaded_more_than() {
+	[ "$(grep -c "reloaded the configuration" "$WORK/daemon.log")" -gt "$1" ]
+}
+
+# Succeeds while a task of the daemon on SOCKET waits for the request rate.
+waits_for_rate_limit() {
+	"$CTL" --socket "$1" status --json | grep -q '"rate_limit"'
+}
+
+# Raising max_requests_per_second by reload lets a request that waits for
+# a token go at once.  At the old rate of 0.1 the poll would wait 10 s and
+# miss the 8 s ticket_timeout.
+rate_limit_reload() {
+	local pid client reloads
+	write_config ratereload "$SECRET" <<'CONF'
+max_requests_per_second = 1000;
+CONF
+	sed -i 's/^ticket_timeout = .*/ticket_timeout = 8;/' \
+		"$WORK/ratereload.conf"
+	start_daemon "$WORK/ratereload.conf" "$WORK/ratereload.sock"
+	pid=${lib_pids[-1]}
+	# The first ticket loads libcurl, which takes a while under valgrind.
+	"$CTL" --socket "$WORK/ratereload.sock" -q ticket --user bob \
+		> /dev/null || return 1
+	sed -i 's/^max_requests_per_second = .*/max_requests_per_second = 0.1;/' \
+		"$WORK/ratereload.conf"
+	reloads=$(grep -c "reloaded the configuration" "$WORK/daemon.log")
+	kill -HUP "$pid"
+	wait_for "the reload to 0.1" reloaded_more_than "$reloads"
+	"$CTL" --socket "$WORK/ratereload.sock" -q ticket --user alice \
+		> "$WORK/ratereload.out" 2> "$WORK/ratereload.err" &
+	client=$!
+	wait_for "alice's poll to wait for a token" waits_for_rate_limit \
+		"$WORK/ratereload.sock"
+	sed -i 's/^max_requests_per_second = .*/max_requests_per_second = 1000;/' \
+		"$WORK/ratereload.conf"
+	kill -HUP "$pid"
+	wait "$client" || { cat "$WORK/ratereload.err"; return 1; }
+	[ -s "$WORK/ratereload.out" ]
+}
+
+# Succeeds once the daemon log, after its first N lines, has PATTERN.
+logged_since() {
+	tail -n +"$(($1 + 1))" "$WORK/daemon.log" | grep -q "$2"
+}
+
+# A daemon stopped while tasks wait for a slot starts none of them on its
+# way out, and logs no failure to send.
+shutdown_starts_nothing() {
+	local pid before client second lines
+	write_config shutdown "$SECRET" <<'CONF'
+max_tasks = 1;
+CONF
+	start_daemon "$WORK/shutdown.conf" "$WORK/shutdown.sock"
+	pid=${lib_pids[-1]}
+	set_faults '{"*": {"delay_seconds": 3}}'
+	before=$(grep -c "" "$WORK/daemon.log")
+	"$CTL" --socket "$WORK/shutdown.sock" -q ticket --user alice \
+		> /dev/null 2>&1 &
+	client=$!
+	wait_for "alice's task" logged_since "$before" \
+		"starting ticket task user=alice"
+	"$CTL" --socket "$WORK/shutdown.sock" -q ticket --user bob \
+		> /dev/null 2>&1 &
+	second=$!
+	wait_for "bob's call" logged_since "$before" \
+		"starting ticket task user=bob"
+	kill -TERM "$pid"
+	wait "$client" "$second"
+	wait_for "the daemon to exit" sh -c "! kill -0 $pid 2>/dev/null"
+	rm -f "$EMULATOR_STATE/faults.json"
+	lines=$(tail -n +"$((before + 1))" "$WORK/daemon.log" |
+		grep -c "cannot start the request\|cannot schedule\|cannot arm")
+	echo "send failures logged during shutdown: $lines"
+	[ "$lines" = 0 ]
+}
+
 uid_request_limit() {
 	local i
 	daemon_with uidlimit <<'CONF'
@@ -517,6 +595,8 @@ MAIN_SOCKET=$SOCKET
 check "shared task, one cloud call" shared_task
 check "task limit queues in order" task_limit_queues
 check "rate limit queues requests" rate_limit_queues
+check "raised request rate applies at once" rate_limit_reload
+check "shutdown starts no queued task" shutdown_starts_nothing
 check "per-uid request limit" uid_request_limit
 check "per-uid connection limit" uid_connection_limit
 
