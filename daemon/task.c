@@ -548,8 +548,8 @@ static int registry_on_sts_retry(sd_event_source *s, uint64_t usec,
 }
 
 /*
- * Arms the retry of a failed AssumeRole call when retry says the failure
- * is transient and fewer than STS_RETRY_MAX calls failed in a row.  The
+ * Arms the retry of a failed AssumeRole call when retry classifies it as
+ * transient and fewer than STS_RETRY_MAX calls failed in a row.  The
  * tasks waiting for the role stay queued meanwhile.  Returns false when
  * the failure is final.
  */

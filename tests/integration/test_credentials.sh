@@ -261,12 +261,12 @@ CONF
 		{ [ "$from_ini" = 0 ] || { cat "$WORK/iniroute.err"; false; }; }
 }
 
-# Counts the AssumeRole calls that the emulator with state STATE answered.
+# Counts the AssumeRole calls that the emulator with state STATE recorded.
 assume_role_calls() {
 	grep -c '"call": "assume_role"' "$1/requests.jsonl"
 }
 
-# Succeeds while the emulator on PORT holds a POST request.
+# Succeeds while the emulator on PORT is handling a POST request.
 emulator_busy() {
 	emulator_stats "$1" | python3 -c \
 		'import json, sys; sys.exit(json.load(sys.stdin)["in_flight"] < 1)'
