@@ -470,6 +470,10 @@ static const char *ctl_wait_text(const char *waiting)
 		       "(max_requests_per_second)";
 	if (strcmp(waiting, "retry") == 0)
 		return "retrying after an error";
+	if (strcmp(waiting, "connection") == 0)
+		return "queued for a connection to the cloud endpoint";
+	if (strcmp(waiting, "role") == 0)
+		return "waiting for the RAM role's temporary credentials";
 	return waiting;
 }
 

@@ -162,6 +162,8 @@ static const char *const task_wait_names[] = {
 	[TASK_WAIT_TASK_LIMIT] = "task_limit",
 	[TASK_WAIT_RATE_LIMIT] = "rate_limit",
 	[TASK_WAIT_RETRY] = "retry",
+	[TASK_WAIT_CONNECTION] = "connection",
+	[TASK_WAIT_ROLE] = "role",
 };
 
 static void task_send_call(struct task *task);
@@ -776,6 +778,18 @@ static void task_cancel_transfer(struct task *task)
 	task_request_done(task->registry);
 }
 
+/* Returns what the send queue waits for, after registry_pump_sends()
+ * stopped. */
+static enum task_wait registry_send_wait(const struct task_registry *registry)
+{
+	if (registry_role(registry) &&
+	    !sts_credentials_valid(&registry->sts, registry_time(registry)))
+		return TASK_WAIT_ROLE;
+	if (registry->requests >= HTTP_CONNECTIONS_PER_HOST)
+		return TASK_WAIT_CONNECTION;
+	return TASK_WAIT_RATE_LIMIT;
+}
+
 /*
  * Queues the task's next API request behind those already waiting.  A
  * request that cannot start fails the task through task_fail_later(), so
@@ -788,7 +802,7 @@ static void task_request_send(struct task *task)
 	queue_append(task, QUEUE_SEND);
 	registry_pump_sends(registry);
 	if (task->queue == QUEUE_SEND)
-		task->wait = TASK_WAIT_RATE_LIMIT;
+		task->wait = registry_send_wait(registry);
 }
 
 /* --- freeing and finishing ------------------------------------------- */
@@ -1026,8 +1040,8 @@ static int task_on_poll_timer(sd_event_source *s, uint64_t usec,
 	sd_event_source_disable_unref(task->poll_timer);
 	task->poll_timer = NULL;
 	task_request_send(task);
-	/* Tell the waiters when the request has to wait for a token. */
-	if (task->wait == TASK_WAIT_RATE_LIMIT)
+	/* Tell the waiters when the request has to wait in the queue. */
+	if (task->queue == QUEUE_SEND)
 		task_notify(task);
 	return 0;
 }
@@ -1486,9 +1500,16 @@ static const char *task_deadline_wait_text(const struct task *task)
 {
 	if (task->state == TASK_QUEUED)
 		return ", still queued for a task slot";
-	if (task->queue == QUEUE_SEND && task->wait == TASK_WAIT_RATE_LIMIT)
+	if (task->queue != QUEUE_SEND)
+		return "";
+	if (task->wait == TASK_WAIT_RATE_LIMIT)
 		return ", still queued for the request rate limit, "
 		       "max_requests_per_second";
+	if (task->wait == TASK_WAIT_CONNECTION)
+		return ", still queued for a connection to the endpoint";
+	if (task->wait == TASK_WAIT_ROLE)
+		return ", still waiting for the RAM role's temporary "
+		       "credentials";
 	return "";
 }
 

@@ -28,6 +28,8 @@ enum task_wait {
 	TASK_WAIT_TASK_LIMIT, /* a free slot under max_tasks */
 	TASK_WAIT_RATE_LIMIT, /* a token under max_requests_per_second */
 	TASK_WAIT_RETRY,      /* the backoff after a failed request */
+	TASK_WAIT_CONNECTION, /* one of the connections to the endpoint */
+	TASK_WAIT_ROLE,       /* the RAM role's temporary credentials */
 };
 
 /* Failure of a task, as the wire protocol reports it. */
