@@ -615,20 +615,18 @@ static void registry_on_sts_response(const struct http_response *response,
 					   "AssumeRole failed") :
 				  (error ? error : strerror(-r)));
 		cloudapp_utf8_trim(message);
-		if (r == 1 &&
-		    registry_retry_sts(registry,
-				       retry_classify(0, response->status,
-						      result.code),
-				       message)) {
-			api_result_clear(&result);
-			free(error);
-			return;
+		/* Only an error reply (r == 1) can be transient. */
+		if (r != 1 ||
+		    !registry_retry_sts(registry,
+					retry_classify(0, response->status,
+						       result.code),
+					message)) {
+			log_ids(LOG_ERR, &ids, "AssumeRole of %s failed: %s",
+				registry_role(registry), message);
+			registry->sts_attempts = 0;
+			registry_fail_queued(registry, result.code,
+					     result.request_id, message);
 		}
-		log_ids(LOG_ERR, &ids, "AssumeRole of %s failed: %s",
-			registry_role(registry), message);
-		registry->sts_attempts = 0;
-		registry_fail_queued(registry, result.code, result.request_id,
-				     message);
 		api_result_clear(&result);
 		free(error);
 		return;

@@ -103,10 +103,10 @@ COUNTERS = (
     "assume_role",
 )
 
-# Faults that a test can request, and the reply each one makes.
 # The faults.json key of faults for AssumeRole calls.
 STS_FAULT_KEY = "AssumeRole"
 
+# Faults that a test can request, and the reply each one makes.
 FAULTS = (
     "task",  # the task ends Failed
     "never_finish",  # the task stays Running
@@ -901,8 +901,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if action == STS_ACTION:
                 entry["call"] = "assume_role"
                 fault = emulator.fault_for(STS_FAULT_KEY, fallback=None)
-                if fault and fault.get("delay_seconds"):
-                    time.sleep(float(fault["delay_seconds"]))
+                if fault:
+                    delay_reply(fault)
                 if fault and fault.get("fail"):
                     emulator.apply_fault(fault)
                 reply = emulator.assume_role(params)
@@ -921,13 +921,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The parameters as received, for tests of their encoding.
             entry["params"] = params
             fault = emulator.fault_for(params.get("EndUserId", ""))
-            if fault and fault.get("delay_seconds"):
-                try:
-                    time.sleep(float(fault["delay_seconds"]))
-                except (TypeError, ValueError):
-                    sys.stderr.write("emulator: ignoring delay_seconds "
-                                     f"{fault['delay_seconds']!r}, not a "
-                                     "number\n")
+            if fault:
+                delay_reply(fault)
             fault_kind = emulator.apply_fault(fault) if fault else None
             reply = emulator.get_ticket(params, fault_kind)
         except ApiError as e:
@@ -1058,6 +1053,17 @@ def timespec_seconds(value):
     if seconds == 0 and nanoseconds == 0:
         return None
     return seconds + nanoseconds / 1e9
+
+
+def delay_reply(fault):
+    """Sleep for the fault's delay_seconds, when it has a valid one."""
+    if not fault.get("delay_seconds"):
+        return
+    try:
+        time.sleep(float(fault["delay_seconds"]))
+    except (TypeError, ValueError):
+        sys.stderr.write("emulator: ignoring delay_seconds "
+                         f"{fault['delay_seconds']!r}, not a number\n")
 
 
 def uuidish():

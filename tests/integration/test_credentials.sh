@@ -296,7 +296,7 @@ CONF
 	calls=$(assume_role_calls "$state")
 
 	# Only the first call is slow, so that the one after the reload is
-	# answered well before the ticket's deadline, also under valgrind.
+	# replied to well before the ticket's deadline, also under valgrind.
 	# The count starts again without the hits of the 500 fault above.
 	rm -f "$state/fault-hits.json"
 	printf '{"AssumeRole": {"delay_seconds": %d, "count": 1}}\n' \
